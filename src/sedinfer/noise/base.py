@@ -172,7 +172,11 @@ class NoiseModel(ABC):
         """Rebuild a model of this class from :meth:`to_dict` output."""
         _check_header(data, cls.kind)
         params = {k: v for k, v in data.items() if k not in ("kind", "version")}
-        return cls(**params)
+        try:
+            return cls(**params)
+        except TypeError as err:
+            raise ParameterError(f"noise-model data of kind {cls.kind!r} has keys {sorted(params)} that "
+                                 f"do not match {cls.__name__}: {err}") from err
 
     def save(self, path: str | Path) -> None:
         """Write the model to a small JSON file."""
@@ -184,7 +188,9 @@ class NoiseModel(ABC):
         return cls.from_dict(read_json(path))
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        if not isinstance(other, NoiseModel) or type(other) is not type(self):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
 

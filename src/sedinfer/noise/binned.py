@@ -66,25 +66,30 @@ class BinnedNoiseModel(NoiseModel):
     def __init__(self, bands: list[str] | tuple[str, ...], mag_knots: ArrayLike, median: ArrayLike,
                  scatter: ArrayLike, fit_info: dict[str, Any] | None = None) -> None:
         super().__init__(bands)
-        arrays = {"mag_knots": mag_knots, "median": median, "scatter": scatter}
-        for name, value in arrays.items():
-            arrays[name] = a = np.array(value, dtype=np.float64)
-            if a.ndim != 2 or a.shape[0] != len(self.bands) or a.shape[1] < 2:
-                raise ParameterError(f"{name} has shape {a.shape}; expected ({len(self.bands)}, K) with "
-                                     f"K >= 2, one row per band {list(self.bands)}")
-            for b in np.flatnonzero(~np.isfinite(a).all(axis=1)):
-                raise ParameterError(f"{name} of band {self.bands[b]!r} holds non-finite values")
-        if arrays["mag_knots"].shape != arrays["median"].shape or arrays["median"].shape != arrays[
-                "scatter"].shape:
-            raise ParameterError("mag_knots, median and scatter must share one (B, K) shape")
-        for b in np.flatnonzero((np.diff(arrays["mag_knots"], axis=1) <= 0).any(axis=1)):
-            raise ParameterError(f"mag_knots of band {self.bands[b]!r} must be strictly increasing")
-        for b in np.flatnonzero((arrays["scatter"] < 0).any(axis=1)):
-            raise ParameterError(f"scatter of band {self.bands[b]!r} holds negative values")
-        self.mag_knots = torch.from_numpy(arrays["mag_knots"])
-        self.median = torch.from_numpy(arrays["median"])
-        self.scatter = torch.from_numpy(arrays["scatter"])
+        knots, median, scatter = (self._table(name, value) for name, value in
+                                  (("mag_knots", mag_knots), ("median", median), ("scatter", scatter)))
+        if not knots.shape == median.shape == scatter.shape:
+            raise ParameterError(f"mag_knots, median and scatter have shapes {knots.shape}, {median.shape}, "
+                                 f"{scatter.shape}; expected one (B, K) shape")
+        self._check_rows((np.diff(knots, axis=1) <= 0).any(axis=1), "mag_knots", "is not strictly increasing")
+        self._check_rows((scatter < 0).any(axis=1), "scatter", "holds negative values")
+        self.mag_knots = torch.from_numpy(knots)
+        self.median = torch.from_numpy(median)
+        self.scatter = torch.from_numpy(scatter)
         self.fit_info = dict(fit_info or {})
+
+    def _table(self, name: str, value: ArrayLike) -> np.ndarray:
+        """A (B, K) float64 table with K >= 2 and finite entries."""
+        table = np.array(value, dtype=np.float64)
+        if table.ndim != 2 or table.shape[0] != len(self.bands) or table.shape[1] < 2:
+            raise ParameterError(f"{name} has shape {table.shape}; expected ({len(self.bands)}, K) with "
+                                 f"K >= 2, one row per band {list(self.bands)}")
+        self._check_rows(~np.isfinite(table).all(axis=1), name, "holds non-finite values")
+        return table
+
+    def _check_rows(self, bad: np.ndarray, name: str, problem: str) -> None:
+        if bad.any():
+            raise ParameterError(f"{name} of band {self.bands[int(np.argmax(bad))]!r} {problem}")
 
     def _moments(self, flux: Tensor) -> tuple[Tensor, Tensor]:
         knots, median, scatter = (t.to(flux) for t in (self.mag_knots, self.median, self.scatter))

@@ -53,7 +53,8 @@ class DepthNoiseModel(NoiseModel):
         if mags.shape != (len(self.bands),):
             raise ParameterError(f"mag_lim_5sigma has shape {mags.shape}; expected one 5-sigma AB "
                                  f"magnitude per band {list(self.bands)}")
-        for b in np.flatnonzero(~np.isfinite(mags)):
+        if not np.isfinite(mags).all():
+            b = int(np.argmax(~np.isfinite(mags)))
             raise ParameterError(f"mag_lim_5sigma of band {self.bands[b]!r} is {mags[b]}; expected a "
                                  "finite AB magnitude")
         for name, value in (("floor", floor), ("snr_scatter", snr_scatter)):

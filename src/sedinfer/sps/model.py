@@ -224,9 +224,9 @@ class SPSModel(torch.nn.Module):
             absorbed = ((intrinsic - lum) * plan.dwave_aa).sum(-1, keepdim=True)     # L_sun
             qw = interp_weights(p["qpah"], plan.grid_qpah)
             umw = interp_weights(p["umin"], plan.grid_umin)
-            g = p["gamma"].unsqueeze(-1)
-            mix = torch.stack([1 - g, g], 1) * (qw.unsqueeze(-1) * umw.unsqueeze(-2)).unsqueeze(1)
-            mix = mix.reshape(n, -1)
+            g = p["gamma"]
+            kinds = torch.stack([1 - g, g], -1)                                   # (N, 2)
+            mix = (kinds[:, :, None, None] * qw[:, None, :, None] * umw[:, None, None, :]).reshape(n, -1)
             shape = (mix @ plan.dust_em) / (mix @ plan.dust_norm).unsqueeze(-1)
             dust_lum = torch.zeros_like(lum)
             dust_lum[:, plan.ir_start:] = absorbed * shape
