@@ -395,7 +395,7 @@ DEFAULT_PRIORS: dict[str, Distribution] = {
     "n_dust": Uniform(-3.0, 1.0),
     "log_u": Uniform(-4.0, -1.0),
     "qpah": Uniform(0.1, 4.58),
-    "umin": Uniform(0.1, 25.0),
+    "umin": Uniform(0.1, 20.0),
     "gamma": Uniform(0.0, 1.0),
 }
 

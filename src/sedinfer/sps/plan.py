@@ -62,7 +62,7 @@ class Plan:
     grid_qpah: torch.Tensor | None = None
     grid_umin: torch.Tensor | None = None
     ir_start: int = 0
-    table: torch.Tensor | None = None        # (K-1, W, 2B) projection on redshift intervals
+    table: torch.Tensor | None = None        # (K-1, 2B, W) projection on redshift intervals
     igm_uv: torch.Tensor | None = None       # (K, W_uv) IGM transmission on redshift nodes
     n_uv: int = 0
 
@@ -102,7 +102,7 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
     plan.igm_uv = t(igm_transmission(wave_aa[:plan.n_uv], nodes))
     if curves is not None:
         table = projection_table(curves, wave_aa, dwave, nodes)
-        plan.table = t(np.concatenate([table[:-1], table[1:]], axis=-1))
+        plan.table = t(np.concatenate([table[:-1], table[1:]], axis=-1).transpose(0, 2, 1))
     return plan
 
 

@@ -157,7 +157,7 @@ class SFH:
         t_age = t_age_gyr.unsqueeze(-1)
         if self.base == "nmf":
             x, cum = nmf_bases()
-            xp = torch.as_tensor(x, dtype=torch.float64, device=t_gyr.device)
+            xp = torch.as_tensor(x, dtype=torch.float64, device=t_gyr.device).contiguous()
             fp = torch.as_tensor(cum, dtype=torch.float64, device=t_gyr.device)
             kappa = torch.stack([p["kappa1"], p["kappa2"], p["kappa3"]], -1)
             beta = kappa_to_simplex(kappa.to(torch.float64))
