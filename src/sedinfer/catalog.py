@@ -19,6 +19,7 @@ import os
 import secrets
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from astropy.table import Column, MaskedColumn, Table
 from sedinfer.errors import CatalogError
 
 FLUX_UNIT = u.nanomaggy
-"""Unit of every flux column: nanomaggies (3.631 µJy; AB mag = 22.5 - 2.5 log10 f)."""
+"""Unit of every flux column: nanomaggies (3.631 µJy; AB mag = 22.5 - 2.5 log10 f). Convert with
+``equivalencies=u.zero_point_flux(3631 * u.Jy)``, e.g. ``FLUX_UNIT.to(u.uJy, equivalencies=...)``."""
 
 FORMATS: dict[str, str] = {".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".fit.gz": "fits",
                            ".parquet": "parquet", ".pq": "parquet", ".ecsv": "ecsv", ".csv": "csv"}
@@ -59,44 +61,55 @@ def flux_bands(colnames: Iterable[str]) -> list[str]:
             if c.startswith("flux_") and not c.startswith(("flux_err_", "flux_true_")) and len(c) > 5]
 
 
-def catalog_format(path: str | os.PathLike) -> str:
-    """``"fits"``, ``"parquet"``, ``"ecsv"`` or ``"csv"`` from the extension of ``path``."""
+def _extension(path: str | os.PathLike) -> str:
     name = Path(path).name.lower()
     for ext in sorted(FORMATS, key=len, reverse=True):
         if name.endswith(ext):
-            return FORMATS[ext]
+            return ext
     raise CatalogError(f"cannot tell the catalog format of {os.fspath(path)!r} from its extension; "
                        f"supported extensions: {', '.join(FORMATS)}")
 
 
-def _extension(path: Path) -> str:
-    name = path.name.lower()
-    return next(ext for ext in sorted(FORMATS, key=len, reverse=True) if name.endswith(ext))
+def catalog_format(path: str | os.PathLike) -> str:
+    """``"fits"``, ``"parquet"``, ``"ecsv"`` or ``"csv"`` from the extension of ``path``."""
+    return FORMATS[_extension(path)]
 
 
 # ------------------------------------------------------------------------------ reading
+@contextmanager
+def _reading(path: Path, fmt: str):
+    """Turn any failure of a reader into a CatalogError naming the file and format."""
+    try:
+        yield
+    except CatalogError:
+        raise
+    except Exception as err:
+        raise CatalogError(f"cannot read {str(path)!r} as a {fmt} catalog ({type(err).__name__}: "
+                           f"{err}); supported extensions: {', '.join(FORMATS)}") from err
+
+
+def _open_fits(path: Path):
+    from astropy.io import fits
+
+    return fits.open(path, memmap=not path.name.lower().endswith(".gz"), character_as_bytes=False)
+
+
 def catalog_columns(path: str | os.PathLike) -> list[str]:
     """Column names of a catalog, read from its header / schema only where the format allows."""
     path, fmt = _existing(path)
-    try:
+    with _reading(path, fmt):
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             return list(pq.read_schema(path).names)
         if fmt == "fits":
-            from astropy.io import fits
-
-            with fits.open(path, memmap=not _gz(path)) as hdul:
+            with _open_fits(path) as hdul:
                 return list(_table_hdu(hdul, path).columns.names)
         if fmt == "csv":
             import pandas as pd
 
             return [str(c) for c in pd.read_csv(path, nrows=0).columns]
         return list(Table.read(path, format="ascii.ecsv").colnames)
-    except CatalogError:
-        raise
-    except Exception as err:
-        raise _unreadable(path, fmt, err) from err
 
 
 def read_catalog(path: str | os.PathLike, columns: Sequence[str] | None = None) -> Table:
@@ -105,17 +118,11 @@ def read_catalog(path: str | os.PathLike, columns: Sequence[str] | None = None) 
     ``columns`` selects (and orders) columns; only those are read from Parquet and FITS files.
     Raises :class:`CatalogError` for an unknown extension, an unreadable file or missing columns.
     """
-    path, fmt = _existing(path)
-    if columns is not None:
-        columns = [columns] if isinstance(columns, str) else list(columns)
-        _check_columns(path, columns, catalog_columns(path))
-    try:
+    path, fmt, columns = _selection(path, columns)
+    with _reading(path, fmt):
         if fmt == "fits":
-            from astropy.io import fits
-
-            with fits.open(path, memmap=not _gz(path), character_as_bytes=False) as hdul:
-                hdu = _table_hdu(hdul, path)
-                return _fits_table(hdu, columns, slice(None))
+            with _open_fits(path) as hdul:
+                return _fits_table(_table_hdu(hdul, path), columns, slice(None))
         if fmt == "parquet":
             from astropy.io.misc.parquet import read_table_parquet
 
@@ -123,13 +130,9 @@ def read_catalog(path: str | os.PathLike, columns: Sequence[str] | None = None) 
         elif fmt == "csv":
             import pandas as pd
 
-            table = Table.from_pandas(pd.read_csv(path, usecols=columns))
+            return _from_pandas(pd.read_csv(path, usecols=columns), columns)
         else:
             table = Table.read(path, format="ascii.ecsv")
-    except CatalogError:
-        raise
-    except Exception as err:
-        raise _unreadable(path, fmt, err) from err
     return _native(table[columns] if columns is not None else table)
 
 
@@ -143,30 +146,26 @@ def iter_catalog_chunks(path: str | os.PathLike, chunk_rows: int,
     """
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
         raise CatalogError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
-    path, fmt = _existing(path)
-    if columns is not None:
-        columns = [columns] if isinstance(columns, str) else list(columns)
-        _check_columns(path, columns, catalog_columns(path))
-    if fmt == "parquet":
-        yield from _parquet_chunks(path, int(chunk_rows), columns)
-    elif fmt == "fits":
-        from astropy.io import fits
-
-        with fits.open(path, memmap=not _gz(path), character_as_bytes=False) as hdul:
-            hdu = _table_hdu(hdul, path)
-            for start in range(0, hdu.data.shape[0] if hdu.data is not None else 0, chunk_rows):
-                yield _fits_table(hdu, columns, slice(start, start + chunk_rows))
-    elif fmt == "csv":
-        import pandas as pd
-
-        with pd.read_csv(path, usecols=columns, chunksize=int(chunk_rows)) as reader:
-            for frame in reader:
-                table = Table.from_pandas(frame)
-                yield _native(table[columns] if columns is not None else table)
-    else:
+    chunk_rows = int(chunk_rows)
+    path, fmt, columns = _selection(path, columns)
+    if fmt == "ecsv":
         table = read_catalog(path, columns)
         for start in range(0, len(table), chunk_rows):
             yield table[start:start + chunk_rows]
+        return
+    with _reading(path, fmt):
+        if fmt == "parquet":
+            yield from _parquet_chunks(path, chunk_rows, columns)
+        elif fmt == "fits":
+            with _open_fits(path) as hdul:
+                hdu = _table_hdu(hdul, path)
+                for start in range(0, hdu.data.shape[0] if hdu.data is not None else 0, chunk_rows):
+                    yield _fits_table(hdu, columns, slice(start, start + chunk_rows))
+        else:
+            import pandas as pd
+
+            with pd.read_csv(path, usecols=columns, chunksize=chunk_rows) as reader:
+                yield from (_from_pandas(frame, columns) for frame in reader if len(frame))
 
 
 def _existing(path: str | os.PathLike) -> tuple[Path, str]:
@@ -177,20 +176,28 @@ def _existing(path: str | os.PathLike) -> tuple[Path, str]:
     return path, fmt
 
 
-def _gz(path: Path) -> bool:
-    return path.name.lower().endswith(".gz")
-
-
-def _unreadable(path: Path, fmt: str, err: Exception) -> CatalogError:
-    return CatalogError(f"cannot read {str(path)!r} as a {fmt} catalog ({type(err).__name__}: {err}); "
-                        f"supported extensions: {', '.join(FORMATS)}")
-
-
-def _check_columns(path: Path, wanted: Sequence[str], available: Sequence[str]) -> None:
-    missing = [c for c in wanted if c not in available]
+def _selection(path: str | os.PathLike, columns: Sequence[str] | None
+               ) -> tuple[Path, str, list[str] | None]:
+    """Existing path, its format and the requested columns (all present, else CatalogError)."""
+    path, fmt = _existing(path)
+    if columns is None:
+        return path, fmt, None
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    available = catalog_columns(path)
+    missing = [c for c in columns if c not in available]
     if missing:
         raise CatalogError(f"catalog {str(path)!r} lacks column(s) {', '.join(missing)}; "
                            f"available columns: {', '.join(available)}")
+    return path, fmt, columns
+
+
+def _from_pandas(frame, columns: Sequence[str] | None) -> Table:
+    """A CSV frame as a Table; empty float cells stay NaN (as in FITS and Parquet), not masked."""
+    table = Table.from_pandas(frame)
+    for name in table.colnames:
+        if isinstance(table[name], MaskedColumn) and table[name].dtype.kind == "f":
+            table[name] = Column(table[name].filled(np.nan))
+    return table[columns] if columns is not None else table
 
 
 def _native(table: Table) -> Table:
@@ -243,9 +250,8 @@ def _fits_table(hdu, columns: Sequence[str] | None, rows: slice) -> Table:
     else:
         from astropy.io.fits.connect import REMOVE_KEYWORDS, is_column_keyword
 
-        meta = {k: v for k, v in header.items()
-                if k not in ("COMMENT", "HISTORY", "") and k not in REMOVE_KEYWORDS
-                and not is_column_keyword(k)}
+        meta = {k: v for k, v in header.items() if isinstance(v, (str, int, float, bool))
+                and k not in ("COMMENT", "HISTORY", "", *REMOVE_KEYWORDS) and not is_column_keyword(k)}
     return _native(Table(cols, meta=meta))
 
 
@@ -258,17 +264,14 @@ def _parquet_chunks(path: Path, chunk_rows: int, columns: Sequence[str] | None) 
     header = get_header_from_yaml(md["table_meta_yaml"].split("\n")) if "table_meta_yaml" in md else {}
     units = {c["name"]: c.get("unit") for c in header.get("datatype", [])}
     meta = header.get("meta", {})
-    try:
+    with pf:
         for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
             cols = []
             for name, arr in zip(batch.schema.names, batch.columns, strict=True):
                 values = arr.to_numpy(zero_copy_only=False)
-                if values.dtype == object:
-                    values = values.astype(str)
+                values = values.astype(str) if values.dtype == object else values
                 cols.append(Column(values, name=name, unit=_parse_unit(units.get(name))))
             yield Table(cols, meta=dict(meta))
-    finally:
-        pf.close()
 
 
 # ------------------------------------------------------------------------------ writing
@@ -313,13 +316,8 @@ def write_catalog(table: Table, path: str | os.PathLike, overwrite: bool = False
 
 def _write(table: Table, tmp: Path, fmt: str) -> None:
     if fmt == "fits":
-        _write_fits(table, tmp)
-    elif fmt == "parquet":
-        table.write(tmp, format="parquet")
-    elif fmt == "ecsv":
-        table.write(tmp, format="ascii.ecsv")
-    else:
-        table.write(tmp, format="ascii.csv")
+        return _write_fits(table, tmp)
+    table.write(tmp, format={"parquet": "parquet", "ecsv": "ascii.ecsv", "csv": "ascii.csv"}[fmt])
 
 
 def _write_fits(table: Table, tmp: Path) -> None:
@@ -344,3 +342,7 @@ def _write_fits(table: Table, tmp: Path) -> None:
         hdu.header[f"TUNIT{i}"] = text
     hdu.header[_META_KEY] = json.dumps(table.meta)
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp)
+
+
+__all__ = ["FLUX_UNIT", "FORMATS", "catalog_columns", "catalog_format", "flux_bands", "flux_column",
+           "flux_err_column", "flux_true_column", "iter_catalog_chunks", "read_catalog", "write_catalog"]

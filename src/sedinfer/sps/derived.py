@@ -52,7 +52,8 @@ def _live_frac(model):
 
 
 def _grid_log_z(model):
-    from sedinfer.sps.grids import SSP_METALLICITIES_ZSUN
     import numpy as np
+
+    from sedinfer.sps.grids import SSP_METALLICITIES_ZSUN
 
     return np.log10(SSP_METALLICITIES_ZSUN)

@@ -44,7 +44,7 @@ def drude_profile(wave_aa: np.ndarray) -> np.ndarray:
 
 
 def kriek_conroy_curve(calz_over_rv: torch.Tensor, drude: torch.Tensor, ln_ratio: torch.Tensor,
-                       delta: torch.Tensor) -> torch.Tensor:
+                       delta: torch.Tensor) -> torch.Tensor:  # noqa: D417
     """A(λ)/A_V of the modified Calzetti curve for slopes ``delta`` (N,) -> (N, W).
 
     ``calz_over_rv`` = k(λ)/4.05, ``drude`` = D(λ)/4.05 for E_b = 1 and

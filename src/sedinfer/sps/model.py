@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sedinfer.sps import parameters as P
+from sedinfer.sps.batching import cell_index, grouped_matmul
 from sedinfer.sps.cosmology import CosmologyTable
 from sedinfer.sps.dust import kriek_conroy_curve
 from sedinfer.sps.plan import Plan, build_plan, photometry_grid, spectrum_grid
@@ -193,8 +194,10 @@ class SPSModel(torch.nn.Module):
     def rest_luminosity(self, p: dict[str, torch.Tensor], plan: Plan, parts: bool = False):
         """Rest-frame L_λ (N, W) in L_sun/Å on the plan's pixels.
 
-        With ``parts=True`` also returns a dict with the intrinsic (unattenuated) stellar +
-        nebular light and the dust emission, for energy-balance checks.
+        For photometry plans the attenuated nebular line luminosities (N, L) in L_sun are
+        appended after the pixels, giving (N, W + L). With ``parts=True`` also returns a dict
+        with the intrinsic (unattenuated) light, the absorbed luminosity and the dust emission,
+        for energy-balance checks.
         """
         c = self.config
         n = p["redshift"].shape[0]
@@ -202,38 +205,60 @@ class SPSModel(torch.nn.Module):
         zw = self.metallicity_weights(p["log_z"], plan)                  # (N, Z)
         w = zw.unsqueeze(-1) * mass.unsqueeze(-2)                        # (N, Z, A)
         ny = plan.n_young
-        w_young = w[..., :ny] * plan.young_frac[:ny]
-        young = w_young.reshape(n, -1) @ plan.ssp_young
+        young = (w[..., :ny] * plan.young_frac[:ny]).reshape(n, -1) @ plan.ssp_young
         old = (w * (1 - plan.young_frac)).reshape(n, -1) @ plan.ssp
+        lines = None
         if c.nebular:
-            uw = interp_weights(p["log_u"], plan.grid_log_u)             # (N, U)
-            wn = (w_young.unsqueeze(-2) * uw[:, None, :, None]).reshape(n, -1)
-            young = young * plan.ionizing + wn @ plan.nebular
+            neb = self._nebular(p, plan, mass[:, :ny] * plan.young_frac[:ny])
+            if plan.n_lines:
+                neb, lines = neb[:, :-plan.n_lines], neb[:, -plan.n_lines:]
+            young = young * plan.ionizing + neb
         intrinsic = young + old
         if c.dust == "none":
-            lum = intrinsic
+            lum, lines_att = intrinsic, lines
         elif c.dust == "calzetti":
-            lum = intrinsic * torch.exp(-0.4 * _LN10 * p["av"].unsqueeze(-1) * plan.calz)
+            k = -0.4 * _LN10 * p["av"].unsqueeze(-1)
+            lum = intrinsic * torch.exp(k * plan.curve_terms[0])
+            lines_att = None if lines is None else lines * torch.exp(k * plan.line_terms[0])
         else:
-            curve = kriek_conroy_curve(plan.calz, plan.drude, plan.ln_ratio, p["n_dust"])
-            t_ism = torch.exp(-p["tau_ism"].unsqueeze(-1) * curve)
-            t_bc = torch.exp(-p["tau_bc"].unsqueeze(-1) * curve)
-            lum = t_ism * (old + t_bc * young)
-        dust_lum = None
+            curve = kriek_conroy_curve(*plan.curve_terms, p["n_dust"])
+            tau_ism, tau_all = p["tau_ism"].unsqueeze(-1), (p["tau_ism"] + p["tau_bc"]).unsqueeze(-1)
+            lum = torch.exp(-tau_ism * curve) * old + torch.exp(-tau_all * curve) * young
+            lines_att = None
+            if lines is not None:
+                lines_att = lines * torch.exp(-tau_all * kriek_conroy_curve(*plan.line_terms, p["n_dust"]))
+        absorbed = dust_lum = None
         if c.dust_emission:
-            absorbed = ((intrinsic - lum) * plan.dwave_aa).sum(-1, keepdim=True)     # L_sun
-            qw = interp_weights(p["qpah"], plan.grid_qpah)
-            umw = interp_weights(p["umin"], plan.grid_umin)
-            g = p["gamma"]
-            kinds = torch.stack([1 - g, g], -1)                                   # (N, 2)
-            mix = (kinds[:, :, None, None] * qw[:, None, :, None] * umw[:, None, None, :]).reshape(n, -1)
-            shape = (mix @ plan.dust_em) / (mix @ plan.dust_norm).unsqueeze(-1)
-            dust_lum = torch.zeros_like(lum)
-            dust_lum[:, plan.ir_start:] = absorbed * shape
-            lum = lum + dust_lum
+            absorbed = ((intrinsic - lum) * plan.dwave_aa).sum(-1)                   # L_sun
+            if lines is not None:
+                absorbed = absorbed + (lines - lines_att).sum(-1)
+            dust_lum = self._dust_emission(p, plan, absorbed)
+            lum = torch.cat([lum[:, :plan.ir_start], lum[:, plan.ir_start:] + dust_lum], -1)
+        out = lum if lines_att is None else torch.cat([lum, lines_att], -1)
         if parts:
-            return lum, {"intrinsic": intrinsic, "dust_emission": dust_lum}
-        return lum
+            return out, {"intrinsic": intrinsic, "lines": lines, "absorbed": absorbed,
+                         "dust_emission": dust_lum}
+        return out
+
+    def _nebular(self, p, plan: Plan, young_mass: torch.Tensor) -> torch.Tensor:
+        """Cloudy emission of the young stars: (N, W [+ L]) from each galaxy's (Z, log U) cell."""
+        x = p["log_z"] if self.config.metallicity_interp == "log" else 10 ** p["log_z"]
+        g = plan.grid_log_z if self.config.metallicity_interp == "log" else 10**plan.grid_log_z
+        iz, fz = cell_index(x, g)
+        iu, fu = cell_index(p["log_u"], plan.grid_log_u)
+        corners = torch.stack([(1 - fz) * (1 - fu), (1 - fz) * fu, fz * (1 - fu), fz * fu], -1)
+        weights = (corners.unsqueeze(-1) * young_mass.unsqueeze(-2)).flatten(1)        # (N, 4*Ay)
+        return grouped_matmul(weights, iz * (len(plan.grid_log_u) - 1) + iu, plan.nebular)
+
+    def _dust_emission(self, p, plan: Plan, absorbed: torch.Tensor) -> torch.Tensor:
+        """DL07 emission (N, W_ir) normalised to the absorbed luminosity (energy balance)."""
+        iq, fq = cell_index(p["qpah"], plan.grid_qpah)
+        iu, fu = cell_index(p["umin"], plan.grid_umin)
+        corners = torch.stack([(1 - fq) * (1 - fu), (1 - fq) * fu, fq * (1 - fu), fq * fu], -1)
+        g = p["gamma"].unsqueeze(-1)
+        weights = torch.cat([(1 - g) * corners, g * corners], -1)                      # (N, 8)
+        shape = grouped_matmul(weights, iq * (len(plan.grid_umin) - 1) + iu, plan.dust_em, block=8)
+        return absorbed.unsqueeze(-1) * shape[:, :-1] / shape[:, -1:]
 
     # -------------------------------------------------------------------------- observables
     def _check_z(self, z: torch.Tensor) -> None:
@@ -241,7 +266,7 @@ class SPSModel(torch.nn.Module):
             raise P.ParameterError(f"redshift above the model's z_max={self.config.z_max}")
 
     def photometry(self, theta, filters, units: str = "mag", vega: bool = False,
-                   chunk_size: int = 16384) -> torch.Tensor:
+                   chunk_size: int = 4096) -> torch.Tensor:
         """Observed-frame fluxes of θ through ``filters`` (a :class:`sedinfer.Filters` or a
         list of filter names), shape (N, B).
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sedinfer.sps.batching import grouped_matmul
 from sedinfer.sps.igm import igm_transmission
 
 L_SUN_ERG_S = 3.828e33          # IAU 2015 nominal solar luminosity
@@ -46,29 +47,17 @@ def projection_table(curves, wave_aa: np.ndarray, dwave_aa: np.ndarray, z_nodes:
     return table
 
 
-def project(lum: torch.Tensor, redshift: torch.Tensor, table: torch.Tensor, block: int = 32) -> torch.Tensor:
+def project(lum: torch.Tensor, redshift: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Fluxes (N, B) at d_L = 1 Mpc from rest-frame spectra ``lum`` (N, W) [L_sun/Å].
 
     ``table`` (K-1, 2B, W) holds, for each redshift interval [z_k, z_k+1], the projection
-    tables of both nodes stacked (see :func:`projection_table`). Galaxies are sorted by
-    interval and packed into zero-padded blocks of ``block`` rows that share one interval, so
-    the whole projection is a single batched matrix product of fixed inner shape.
+    tables of both nodes stacked (see :func:`projection_table`); galaxies are grouped by
+    interval (:func:`~sedinfer.sps.batching.grouped_matmul`) and the two nodes interpolated
+    linearly in z.
     """
     n_int, nb = table.shape[0], table.shape[1] // 2
     u = (redshift / DZ_NODE).to(lum.dtype)
     k = u.detach().floor().long().clamp(0, n_int - 1)
     frac = (u - k.to(u.dtype)).unsqueeze(-1)
-    k_sorted, order = torch.sort(k)
-    nodes, counts = torch.unique_consecutive(k_sorted, return_counts=True)
-    n_sub = (counts + block - 1) // block
-    first_sub = torch.cumsum(n_sub, 0) - n_sub
-    first_row = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(len(k), device=k.device) - torch.repeat_interleave(first_row, counts)
-    slot = torch.repeat_interleave(first_sub, counts) * block + rank          # sorted row -> slot
-    packed = lum.new_zeros((int(n_sub.sum()) * block, lum.shape[-1]))
-    packed = packed.index_copy(0, slot, lum.index_select(0, order))
-    tables = table.index_select(0, torch.repeat_interleave(nodes, n_sub))     # (S, 2B, W)
-    both_sorted = torch.bmm(packed.view(-1, block, lum.shape[-1]), tables.transpose(1, 2))
-    both_sorted = both_sorted.reshape(-1, 2 * nb).index_select(0, slot)
-    both = torch.empty_like(both_sorted).index_copy(0, order, both_sorted)
+    both = grouped_matmul(lum, k, table, transposed=True)
     return both[:, :nb] * (1 - frac) + both[:, nb:] * frac

@@ -48,25 +48,30 @@ def stellar_templates(wave_aa: np.ndarray, age_edges_yr: np.ndarray) -> StellarT
 
 @dataclass(frozen=True)
 class NebularTemplates:
-    lum: np.ndarray       # (Z, U, Ay, W) continuum + lines, L_sun/Å per M_sun formed
-    log_u: np.ndarray     # (U,)
-    n_ages: int
+    lum: np.ndarray          # (Z, U, Ay, W) continuum (+ lines if in_pixels), L_sun/Å per M_sun
+    lines: np.ndarray        # (Z, U, Ay, L) line luminosities, L_sun per M_sun formed
+    line_wave_aa: np.ndarray  # (L,)
+    log_u: np.ndarray        # (U,)
+    lines_in_pixels: bool
 
 
-def nebular_templates(wave_aa: np.ndarray, age_centres_yr: np.ndarray, n_young: int) -> NebularTemplates:
-    """Cloudy continuum + lines for the first ``n_young`` age bins. Each line is added to the
-    pixel containing its wavelength as luminosity / pixel width."""
+def nebular_templates(wave_aa: np.ndarray, age_centres_yr: np.ndarray, n_young: int,
+                      lines_in_pixels: bool = True) -> NebularTemplates:
+    """Cloudy continuum and lines for the first ``n_young`` age bins. With ``lines_in_pixels``
+    each line is added to the pixel containing its wavelength as luminosity / pixel width;
+    otherwise lines are kept apart (the photometry treats them as exact delta functions)."""
     g = grids.load_nebular()
     if n_young > len(g.age_yr) or not np.allclose(g.age_yr[:n_young], age_centres_yr[:n_young], rtol=1e-3):
         raise GridError("the nebular grid ages do not match the model's young age bins")
     edges = bin_edges(wave_aa)
     cont = rebin(g.wave_aa, g.cont[:, :, :n_young], edges)
-    pix = np.searchsorted(edges, g.line_wave_aa) - 1
-    ok = (pix >= 0) & (pix < len(wave_aa))
-    width = np.diff(edges)
-    lines = g.lines[:, :, :n_young][..., ok] / width[pix[ok]]
-    np.add.at(np.moveaxis(cont, -1, 0), pix[ok], np.moveaxis(lines, -1, 0))
-    return NebularTemplates(cont, g.log_u, n_young)
+    lines = g.lines[:, :, :n_young]
+    if lines_in_pixels:
+        pix = np.searchsorted(edges, g.line_wave_aa) - 1
+        ok = (pix >= 0) & (pix < len(wave_aa))
+        per_aa = lines[..., ok] / np.diff(edges)[pix[ok]]
+        np.add.at(np.moveaxis(cont, -1, 0), pix[ok], np.moveaxis(per_aa, -1, 0))
+    return NebularTemplates(cont, lines, g.line_wave_aa, g.log_u, lines_in_pixels)
 
 
 @dataclass(frozen=True)
