@@ -9,19 +9,25 @@ matrix product of fixed inner shape; it is differentiable in ``x`` and ``tables`
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
-def grouped_matmul(x: torch.Tensor, group: torch.Tensor, tables: torch.Tensor, block: int = 32,
+def grouped_matmul(x: torch.Tensor, group: torch.Tensor, tables: torch.Tensor, block: int | None = None,
                    transposed: bool = False) -> torch.Tensor:
     """``out[n] = x[n] @ tables[group[n]]``.
 
     x (N, I), group (N,) int64 in [0, G), tables (G, I, O) — or (G, O, I) with
-    ``transposed=True`` (the fast layout when O is small). Returns (N, O).
+    ``transposed=True`` (the fast layout when O is small). ``block`` rows per padded block;
+    by default the largest power of two not above the mean group size (8 to 128). Returns (N, O).
     """
     n, width = x.shape
     g_sorted, order = torch.sort(group)
     ids, counts = torch.unique_consecutive(g_sorted, return_counts=True)
+    if block is None:
+        block = int(2 ** math.floor(math.log2(max(n / max(len(ids), 1), 1.0))))
+        block = min(max(block, 8), 128)
     n_sub = (counts + block - 1) // block
     first_sub = torch.cumsum(n_sub, 0) - n_sub
     first_row = torch.cumsum(counts, 0) - counts

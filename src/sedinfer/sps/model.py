@@ -26,7 +26,7 @@ import torch
 from sedinfer.sps import parameters as P
 from sedinfer.sps.batching import cell_index, grouped_matmul
 from sedinfer.sps.cosmology import CosmologyTable
-from sedinfer.sps.dust import kriek_conroy_curve
+from sedinfer.sps.dust import charlot_fall, kriek_conroy_curve
 from sedinfer.sps.plan import Plan, build_plan, photometry_grid, spectrum_grid
 from sedinfer.sps.projection import DZ_NODE, project
 from sedinfer.sps.sfh import SFH, age_bins
@@ -212,20 +212,20 @@ class SPSModel(torch.nn.Module):
             neb = self._nebular(p, plan, mass[:, :ny] * plan.young_frac[:ny])
             if plan.n_lines:
                 neb, lines = neb[:, :-plan.n_lines], neb[:, -plan.n_lines:]
-            young = young * plan.ionizing + neb
+            young = young + neb
         intrinsic = young + old
         if c.dust == "none":
             lum, lines_att = intrinsic, lines
         elif c.dust == "calzetti":
             k = -0.4 * _LN10 * p["av"].unsqueeze(-1)
-            lum = intrinsic * torch.exp(k * plan.curve_terms[0])
+            v = plan.curve_terms.shape[-1]
+            lum = torch.cat([intrinsic[:, :v] * torch.exp(k * plan.curve_terms[0]), intrinsic[:, v:]], -1)
             lines_att = None if lines is None else lines * torch.exp(k * plan.line_terms[0])
         else:
-            curve = kriek_conroy_curve(*plan.curve_terms, p["n_dust"])
-            tau_ism, tau_all = p["tau_ism"].unsqueeze(-1), (p["tau_ism"] + p["tau_bc"]).unsqueeze(-1)
-            lum = torch.exp(-tau_ism * curve) * old + torch.exp(-tau_all * curve) * young
+            lum = charlot_fall(plan.curve_terms, p["n_dust"], p["tau_ism"], p["tau_bc"], old, young)
             lines_att = None
             if lines is not None:
+                tau_all = (p["tau_ism"] + p["tau_bc"]).unsqueeze(-1)
                 lines_att = lines * torch.exp(-tau_all * kriek_conroy_curve(*plan.line_terms, p["n_dust"]))
         absorbed = dust_lum = None
         if c.dust_emission:
@@ -257,7 +257,7 @@ class SPSModel(torch.nn.Module):
         corners = torch.stack([(1 - fq) * (1 - fu), (1 - fq) * fu, fq * (1 - fu), fq * fu], -1)
         g = p["gamma"].unsqueeze(-1)
         weights = torch.cat([(1 - g) * corners, g * corners], -1)                      # (N, 8)
-        shape = grouped_matmul(weights, iq * (len(plan.grid_umin) - 1) + iu, plan.dust_em, block=8)
+        shape = grouped_matmul(weights, iq * (len(plan.grid_umin) - 1) + iu, plan.dust_em)
         return absorbed.unsqueeze(-1) * shape[:, :-1] / shape[:, -1:]
 
     # -------------------------------------------------------------------------- observables
@@ -281,14 +281,22 @@ class SPSModel(torch.nn.Module):
         p = self.parse(theta)
         plan = self.photometry_plan(filters)
         n = p["redshift"].shape[0]
+        # chunks of similar redshift share few projection tables; the order is undone below
+        order = torch.argsort(p["redshift"].detach())
+        needs_grad = torch.is_grad_enabled() and any(v.requires_grad for v in p.values())
         out = []
-        for start in range(0, n, chunk_size):
-            q = {k: v[start:start + chunk_size] for k, v in p.items()}
-            lum = self.rest_luminosity(q, plan)
-            f1 = project(lum, q["redshift"], plan.table)
-            dl = self.cosmo.luminosity_distance_mpc(q["redshift"]).to(self.dtype)
-            out.append(f1 / (dl**2).unsqueeze(-1))
-        maggies = torch.cat(out) if out else torch.zeros((0, len(filters)), dtype=self.dtype)
+        with torch.set_grad_enabled(needs_grad):
+            for start in range(0, n, chunk_size):
+                idx = order[start:start + chunk_size]
+                q = {k: v.index_select(0, idx) for k, v in p.items()}
+                lum = self.rest_luminosity(q, plan)
+                f1 = project(lum, q["redshift"], plan.table)
+                dl = self.cosmo.luminosity_distance_mpc(q["redshift"]).to(self.dtype)
+                out.append(f1 / (dl**2).unsqueeze(-1))
+        if not out:
+            return torch.zeros((0, len(filters)), dtype=self.dtype, device=self.device)
+        sorted_maggies = torch.cat(out)
+        maggies = torch.empty_like(sorted_maggies).index_copy(0, order, sorted_maggies)
         return _convert(maggies, units, filters if vega else None)
 
     def spectrum(self, theta, wave_obs_aa=None, veldisp_kms=None, units: str = "flam",

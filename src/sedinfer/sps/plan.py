@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from sedinfer.sps import templates
-from sedinfer.sps.dust import R_V_CALZETTI, V_BAND_AA, birth_cloud_fraction, calzetti_k, drude_profile
+from sedinfer.sps.dust import (
+    ATTENUATION_MAX_AA,
+    R_V_CALZETTI,
+    V_BAND_AA,
+    birth_cloud_fraction,
+    calzetti_k,
+    drude_profile,
+)
 from sedinfer.sps.igm import igm_transmission
 from sedinfer.sps.projection import projection_table, redshift_nodes
 from sedinfer.sps.wavelength import bin_edges, log_grid, piecewise_grid
@@ -62,9 +69,9 @@ class Plan:
     young_frac: torch.Tensor      # (A,)
     live_frac: torch.Tensor       # (Z, A)
     grid_log_z: torch.Tensor      # (Z,)
-    curve_terms: torch.Tensor     # (3, W): k(λ)/4.05, D(λ)/4.05 for E_b = 1, ln(λ/5500)
+    curve_terms: torch.Tensor     # (3, V): k(λ)/4.05, D(λ)/4.05 for E_b = 1, ln(λ/5500); V pixels
+                                  # bluewards of 3.115 µm (no attenuation beyond)
     n_young: int
-    ionizing: torch.Tensor | None = None     # (W,) 0 below 912 Å, else 1
     nebular: torch.Tensor | None = None      # (C, 4*Ay, W [+ L]) per (Z, log U) cell
     grid_log_u: torch.Tensor | None = None   # (U,)
     line_terms: torch.Tensor | None = None   # (3, L) attenuation-curve terms at the lines
@@ -100,10 +107,14 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
     young = birth_cloud_fraction(age_edges_yr)
     n_young = int(np.count_nonzero(young))
     nz, na, nw = st.ssp.shape
+    ssp_young = st.ssp[:, :n_young].copy()
+    if nebular:  # the gas absorbs the ionising photons of young stars and re-emits them (Cloudy)
+        ssp_young[..., wave_aa < LYMAN_LIMIT_AA] = 0.0
+    n_att = int(np.searchsorted(wave_aa, ATTENUATION_MAX_AA))
     plan = Plan(wave_aa=t(wave_aa), dwave_aa=t(dwave), ssp=t(st.ssp.reshape(nz * na, nw)),
-                ssp_young=t(st.ssp[:, :n_young].reshape(nz * n_young, nw)), young_frac=t(young),
-                live_frac=t(st.live_frac), grid_log_z=t(st.log_z), curve_terms=t(_curve_terms(wave_aa)),
-                n_young=n_young)
+                ssp_young=t(ssp_young.reshape(nz * n_young, nw)), young_frac=t(young),
+                live_frac=t(st.live_frac), grid_log_z=t(st.log_z),
+                curve_terms=t(_curve_terms(wave_aa[:n_att])), n_young=n_young)
     line_wave = np.zeros(0)
     if nebular:
         separate = curves is not None
@@ -111,7 +122,6 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
         grid = np.concatenate([nb.lum, nb.lines], -1) if separate else nb.lum     # (Z, U, Ay, W')
         cells = corner_cells(grid)                                                # (Z-1, U-1, 4, Ay, W')
         plan.nebular = t(cells.reshape(cells.shape[0] * cells.shape[1], 4 * n_young, -1))
-        plan.ionizing = t((wave_aa >= LYMAN_LIMIT_AA).astype(float))
         plan.grid_log_u = t(nb.log_u)
         if separate:
             line_wave = nb.line_wave_aa
