@@ -342,11 +342,14 @@ def kappa_to_simplex(kappa: Tensor) -> Tensor:
     """Stick-breaking map from kappa (..., K-1) in [0, 1] to simplex weights (..., K).
 
     beta_j = r_{j-1} - r_j with r_0 = 1 and r_j = r_{j-1} kappa_j^(1/(K-j)), so iid U(0, 1)
-    kappa give a flat Dirichlet(1, ..., 1) (Betancourt 2012). Differentiable.
+    kappa give a flat Dirichlet(1, ..., 1) (Betancourt 2012). Differentiable; the power's
+    derivative, infinite at kappa = 0, is evaluated at kappa >= 1e-12 so gradients stay finite
+    on the whole box (the values are exact).
     """
     k1 = kappa.shape[-1]
     exponents = 1.0 / torch.arange(k1, 0, -1, dtype=kappa.dtype, device=kappa.device)
-    remaining = torch.cumprod(kappa**exponents, dim=-1)
+    safe = kappa.clamp_min(1e-12) ** exponents
+    remaining = torch.cumprod(safe + (kappa**exponents - safe).detach(), dim=-1)
     previous = torch.cat([torch.ones_like(kappa[..., :1]), remaining], dim=-1)
     return torch.cat([previous[..., :-1] - remaining, previous[..., -1:]], dim=-1)
 

@@ -131,6 +131,7 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
         de = _dust_emission(tuple(wave_aa))
         plan.ir_start = int(np.searchsorted(wave_aa, DUST_EMISSION_MIN_AA))
         lum = np.concatenate([de.lum[..., plan.ir_start:], de.norm[..., None]], -1)  # (2, Q, U, W_ir+1)
+        lum = lum / np.median(de.norm)             # O(1) numbers: only the ratio to the norm matters
         cells = corner_cells(np.moveaxis(lum, 0, 2))                                # (Q-1, U-1, 4, 2, .)
         cells = np.swapaxes(cells, 2, 3)                                            # kind-major rows
         plan.dust_em = t(cells.reshape(cells.shape[0] * cells.shape[1], 8, -1))

@@ -1,0 +1,483 @@
+"""Cross-check sedinfer's photometry against bagpipes for matched model configurations.
+
+Both codes read the same BC03-MILES SSPs, Cloudy nebular grids and Draine & Li (2007) dust
+templates (sedinfer reads bagpipes' grid files), so for a matched configuration the two
+should agree up to differences in resampling and numerical integration. This script draws
+random galaxies for two configurations,
+
+* ``delayed``: delayed-τ SFH + Calzetti dust (+ DL07 dust emission with energy balance at
+  bagpipes' defaults qpah = 2, umin = 1, gamma = 0.01, which bagpipes always adds when a
+  galaxy has a "dust" component);
+* ``burst``: constant SFH + burst, Calzetti dust, nebular emission and DL07 dust emission
+  with free qpah, umin, gamma;
+
+computes AB magnitudes in SDSS ugriz and WISE W1-W4 with both codes, and writes the
+statistics of Δm = m_sedinfer − m_bagpipes to ``docs/bagpipes_crosscheck.md`` and a figure
+to ``docs/figures/bagpipes_crosscheck.png``. It also measures how far each code's burst
+placement is from the raw BC03 SSP evaluated at the exact burst age.
+
+Run from the repository root: ``python scripts/crosscheck_bagpipes.py`` (about a minute).
+``tests/test_bagpipes_crosscheck.py`` imports the functions below and runs a smaller
+version of the matched comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import sedinfer as si
+
+ROOT = Path(__file__).resolve().parents[1]
+MD_PATH = ROOT / "docs" / "bagpipes_crosscheck.md"
+FIG_PATH = ROOT / "docs" / "figures" / "bagpipes_crosscheck.png"
+
+BANDS = ("sdss_u0", "sdss_g0", "sdss_r0", "sdss_i0", "sdss_z0",
+         "wise_w1", "wise_w2", "wise_w3", "wise_w4")
+LABELS = ("u", "g", "r", "i", "z", "W1", "W2", "W3", "W4")
+N_OPTICAL = 5                      # the first five bands are SDSS
+TOL_OPTICAL, TOL_WISE = 0.02, 0.05  # test thresholds on the median |Δm| per band (mag)
+CONFIGS = ("delayed", "burst")
+TITLES = {"delayed": "delayed-τ + Calzetti (+ DL07 at bagpipes defaults)",
+          "burst": "constant + burst + Calzetti + nebular + DL07"}
+SEED = 20240607
+AGE_FRAC_MAX = 0.98                # ages and burst times drawn below 0.98 t_univ(z)
+LOG_AGE0, DLOG_AGE = 6.0, 0.1      # age-bin centres log10(t/yr) = 6.0, 6.1, ... (both codes)
+
+
+def cosmology():
+    """The cosmology bagpipes uses (``bagpipes.config.cosmo``)."""
+    from astropy.cosmology import FlatLambdaCDM
+
+    return FlatLambdaCDM(H0=70.0, Om0=0.3)
+
+
+def write_filter_files(filters: si.Filters, directory: Path) -> list[str]:
+    """Write sedinfer's filter curves as two-column files for bagpipes; returns the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for c in filters:
+        path = directory / f"{c.name}.dat"
+        np.savetxt(path, np.column_stack([c.wave_aa, c.trans]))
+        paths.append(str(path))
+    return paths
+
+
+def sedinfer_model(config: str, metallicity_interp: str = "linear", cos=None) -> si.SPSModel:
+    cos = cosmology() if cos is None else cos
+    if config == "delayed":
+        return si.SPSModel(sfh="delayed", dust="calzetti", dust_emission=True, cosmology=cos,
+                           metallicity_interp=metallicity_interp)
+    if config == "burst":
+        return si.SPSModel(sfh="constant+burst", dust="calzetti", nebular=True, dust_emission=True,
+                           cosmology=cos, metallicity_interp=metallicity_interp)
+    raise ValueError(f"unknown configuration {config!r}")
+
+
+def draw(config: str, n: int, rng: np.random.Generator, burst_ages: str = "centres", cos=None):
+    """Random parameters: returns ``(theta (n, D) in sedinfer's param_names order, list of n
+    bagpipes model_components dicts)``.
+
+    ``burst_ages``: ``"centres"`` draws t_burst among the age-bin centres 10^(6.0 + 0.1 k) yr
+    below 0.98 t_univ (where both codes place a burst identically); ``"continuous"`` draws
+    log10(t_burst/yr) uniformly between 6.0 and log10(0.98 t_univ).
+    """
+    cos = cosmology() if cos is None else cos
+    if burst_ages not in ("centres", "continuous"):
+        raise ValueError(f"burst_ages must be 'centres' or 'continuous', got {burst_ages!r}")
+    theta, comps = [], []
+    for _ in range(n):
+        z = rng.uniform(0.02, 1.5)
+        t_max = AGE_FRAC_MAX * float(cos.age(z).value)      # Gyr
+        log_mass = rng.uniform(9.0, 11.5)
+        log_z = rng.uniform(-2.0, 0.6)
+        av = rng.uniform(0.0, 2.0)
+        age = rng.uniform(0.1, t_max)
+        if config == "delayed":
+            tau = 10 ** rng.uniform(-1.0, 1.0)
+            theta.append([z, log_mass, log_z, age, tau, av, 2.0, 1.0, 0.01])
+            comps.append({"redshift": z,
+                          "delayed": {"age": age, "tau": tau, "massformed": log_mass,
+                                      "metallicity": 10**log_z},
+                          "dust": {"type": "Calzetti", "Av": av}})
+            continue
+        f_burst = rng.uniform(0.01, 0.5)
+        log_t_max = np.log10(t_max) + 9.0
+        if burst_ages == "centres":
+            k = rng.integers(0, int(np.floor((log_t_max - LOG_AGE0) / DLOG_AGE)) + 1)
+            t_burst = 10 ** (LOG_AGE0 + DLOG_AGE * k - 9.0)
+        else:
+            t_burst = 10 ** (rng.uniform(LOG_AGE0, log_t_max) - 9.0)
+        log_u = rng.uniform(-3.5, -1.5)
+        qpah, umin, gamma = rng.uniform(0.5, 4.5), rng.uniform(0.2, 20.0), rng.uniform(0.0, 0.5)
+        theta.append([z, log_mass, log_z, age, f_burst, t_burst, av, log_u, qpah, umin, gamma])
+        mass = 10**log_mass
+        comps.append({"redshift": z,
+                      "constant": {"age_max": age, "age_min": 0.0,
+                                   "massformed": np.log10((1 - f_burst) * mass), "metallicity": 10**log_z},
+                      "burst": {"age": t_burst, "massformed": np.log10(f_burst * mass),
+                                "metallicity": 10**log_z},
+                      "dust": {"type": "Calzetti", "Av": av, "qpah": qpah, "umin": umin, "gamma": gamma},
+                      "nebular": {"logU": log_u}})
+    return np.array(theta), comps
+
+
+def import_bagpipes():
+    """Import bagpipes without its start-up chatter (matplotlib / sampler notices)."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import bagpipes
+    return bagpipes
+
+
+def bagpipes_mags(components: list[dict], filter_paths: list[str]) -> np.ndarray:
+    """AB magnitudes (n, B) from one bagpipes ``model_galaxy`` updated for every draw."""
+    pipes = import_bagpipes()
+    galaxy = pipes.model_galaxy(components[0], filt_list=filter_paths, phot_units="mujy")
+    out = np.empty((len(components), len(filter_paths)))
+    for i, comp in enumerate(components):
+        galaxy.update(comp)
+        out[i] = -2.5 * np.log10(galaxy.photometry / 3631e6)
+    return out
+
+
+def sedinfer_mags(model: si.SPSModel, theta: np.ndarray, filters: si.Filters) -> np.ndarray:
+    """AB magnitudes (n, B), all draws in one batched call."""
+    with torch.no_grad():
+        mags = model.photometry(torch.as_tensor(theta, dtype=model.dtype), filters, units="mag")
+    return mags.double().numpy()
+
+
+def compare(config: str, n: int, seed: int, filter_dir: Path, interp: str = "linear",
+            burst_ages: str = "centres") -> np.ndarray:
+    """Δm = m_sedinfer − m_bagpipes, shape (n, 9), for ``n`` seeded draws."""
+    cos = cosmology()
+    filters = si.Filters(list(BANDS))
+    paths = write_filter_files(filters, filter_dir)
+    theta, comps = draw(config, n, np.random.default_rng(seed), burst_ages, cos)
+    ours = sedinfer_mags(sedinfer_model(config, interp, cos), theta, filters)
+    return ours - bagpipes_mags(comps, paths)
+
+
+def band_medians(dm: np.ndarray) -> str:
+    return ", ".join(f"{b} {v:.4f}" for b, v in zip(LABELS, np.median(np.abs(dm), axis=0), strict=True))
+
+
+# ------------------------------------------------------------------ burst placement vs truth
+def burst_placement_errors(n: int = 300, seed: int = SEED, metallicity_index: int = 4) -> dict:
+    """Rest-frame magnitude errors of a single burst at ``n`` random ages (log-uniform between
+    1 Myr and 12.6 Gyr) for the two placement conventions, against the raw BC03 SSP (Z_sun by
+    default) interpolated linearly in log age at the exact burst age (the raw grid has ~220
+    ages, 0.05 dex apart or closer).
+
+    Both conventions use the same bin-averaged templates (sedinfer's, which follow bagpipes'
+    averaging): sedinfer splits the mass linearly in log age between the two neighbouring bin
+    centres, bagpipes puts it all into the bin whose centre is nearest in (linear) age.
+    Returns ``{"sedinfer": (n, B), "bagpipes": (n, B), "log_age": (n,), "centres": (C, B)}`` with
+    Δm = m − m_true; "centres" holds the error of the bin-averaged templates at the bin centres
+    themselves (where both conventions coincide).
+    """
+    from sedinfer.sps import grids
+    from sedinfer.sps.sfh import age_bins, burst_weights
+    from sedinfer.sps.templates import stellar_templates
+
+    cos = cosmology()
+    filters = si.Filters(list(BANDS))
+    ssp = grids.load_ssp()
+    wave = ssp.wave_aa
+    centres, edges = age_bins(float(cos.age(0).value))
+    tmpl = stellar_templates(wave, edges).ssp[metallicity_index]          # (A, W) bin-averaged
+    raw = ssp.lum[metallicity_index]                                       # (R, W)
+    log_raw = np.log10(np.maximum(ssp.age_yr, 1.0))
+
+    rng = np.random.default_rng(seed)
+    log_age = rng.uniform(LOG_AGE0, 10.1, n)
+    i = np.clip(np.searchsorted(log_raw, log_age), 1, len(log_raw) - 1)
+    w = ((log_age - log_raw[i - 1]) / (log_raw[i] - log_raw[i - 1]))[:, None]
+    truth = (1 - w) * raw[i - 1] + w * raw[i]
+    ours = burst_weights(torch.as_tensor(10 ** (log_age - 9.0)), centres).numpy() @ tmpl
+    nearest = np.argmin(np.abs(centres[None, :] - 10 ** log_age[:, None]), axis=1)
+    theirs = tmpl[nearest]
+
+    def mag(lum):
+        return -2.5 * np.log10(filters.maggies_from_spectrum(wave, lum))
+
+    m_true = mag(truth)
+    # at the bin centres the conventions coincide: what is left is the bin averaging itself
+    lc = np.log10(centres[np.log10(centres) <= log_age.max()])
+    j = np.clip(np.searchsorted(log_raw, lc), 1, len(log_raw) - 1)
+    wc = ((lc - log_raw[j - 1]) / (log_raw[j] - log_raw[j - 1]))[:, None]
+    at_centres = mag(tmpl[: len(lc)]) - mag((1 - wc) * raw[j - 1] + wc * raw[j])
+    return {"sedinfer": mag(ours) - m_true, "bagpipes": mag(theirs) - m_true, "log_age": log_age,
+            "centres": at_centres}
+
+
+# ------------------------------------------------------------------------------- reporting
+def stats_table(rows: dict[str, np.ndarray]) -> str:
+    """Markdown table of median / 90th percentile / max |Δm| per band for each labelled (n, B)."""
+    head = "| case | statistic | " + " | ".join(LABELS) + " |"
+    lines = [head, "|" + "---|" * (len(LABELS) + 2)]
+    for name, dm in rows.items():
+        a = np.abs(dm)
+        for stat, v in (("median", np.median(a, 0)), ("90th pct", np.percentile(a, 90, axis=0)),
+                        ("max", a.max(0))):
+            lines.append(f"| {name} | {stat} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
+    return "\n".join(lines)
+
+
+def make_figure(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("(a) " + TITLES["delayed"], [("linear Z (matched)", results["delayed", "linear", "centres"]),
+                                            ("log Z (sedinfer default)", results["delayed", "log", "centres"])]),
+              ("(b) " + TITLES["burst"] + ", bin-centred t_burst",
+               [("linear Z (matched)", results["burst", "linear", "centres"]),
+                ("log Z (sedinfer default)", results["burst", "log", "centres"])]),
+              ("(c) constant + burst, linear Z: bin-centred vs continuous t_burst",
+               [("bin-centred t_burst", results["burst", "linear", "centres"]),
+                ("continuous t_burst", results["burst", "linear", "continuous"])])]
+    colours = ("tab:blue", "tab:orange")
+    fig, axes = plt.subplots(3, 1, figsize=(10, 11), sharex=True)
+    x = np.arange(len(LABELS))
+    for ax, (title, series) in zip(axes, panels, strict=True):
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        for band_sep in (N_OPTICAL - 0.5,):
+            ax.axvline(band_sep, color="0.8", lw=0.8, ls=":")
+        for k, (label, dm) in enumerate(series):
+            pos = x + (k - 0.5) * 0.36
+            bp = ax.boxplot(dm, positions=pos, widths=0.3, whis=(5, 95), patch_artist=True,
+                            showfliers=True, flierprops=dict(marker=".", ms=2, alpha=0.5,
+                                                             markeredgecolor=colours[k]),
+                            medianprops=dict(color="k", lw=1.2), manage_ticks=False)
+            for box in bp["boxes"]:
+                box.set(facecolor=colours[k], alpha=0.55, edgecolor=colours[k])
+            for part in ("whiskers", "caps"):
+                for line in bp[part]:
+                    line.set(color=colours[k])
+            ax.plot([], [], "s", color=colours[k], alpha=0.55, ms=9, label=label)
+        for tol, lo, hi in ((TOL_OPTICAL, -0.5, N_OPTICAL - 0.5), (TOL_WISE, N_OPTICAL - 0.5, len(LABELS) - 0.5)):
+            ax.fill_between([lo, hi], -tol, tol, color="tab:green", alpha=0.08, lw=0)
+        lim = max(0.06, min(0.3, 1.15 * max(np.percentile(np.abs(dm), 99) for _, dm in series)))
+        ax.set_ylim(-lim, lim)
+        ax.set_title(title, fontsize=11)
+        ax.set_ylabel(r"$\Delta m = m_{\rm sedinfer} - m_{\rm bagpipes}$ [mag]")
+        ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(x, LABELS)
+    axes[-1].set_xlabel("band (SDSS ugriz, WISE W1–W4)")
+    fig.text(0.99, 0.005, "boxes: 25–75%, whiskers: 5–95%, dots: beyond; green band: test tolerance "
+             "on the median |Δm|", ha="right", va="bottom", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.015, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def write_markdown(path: Path, results: dict, truth: dict, n: int, seed: int, command: str,
+                   elapsed: float) -> None:
+    from importlib.metadata import version
+
+    bp_version = version("bagpipes")
+    n_truth = len(truth["log_age"])
+    ts, tb = np.abs(truth["sedinfer"][:, :7]), np.abs(truth["bagpipes"][:, :7])
+    truth_rows = ["| convention | statistic | " + " | ".join(LABELS[:7]) + " |", "|" + "---|" * 9]
+    for name, a in (("sedinfer (log-age interpolation)", ts), ("bagpipes (nearest bin)", tb)):
+        for stat, v in (("median", np.median(a, 0)), ("90th pct", np.percentile(a, 90, axis=0)),
+                        ("max", a.max(0))):
+            truth_rows.append(f"| {name} | {stat} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
+    ugriz = slice(0, N_OPTICAL)
+    rng_s = (np.median(ts[:, ugriz], 0).min(), np.median(ts[:, ugriz], 0).max(),
+             np.percentile(ts[:, ugriz], 90, axis=0).min(), np.percentile(ts[:, ugriz], 90, axis=0).max())
+    rng_b = (np.median(tb[:, ugriz], 0).min(), np.median(tb[:, ugriz], 0).max(),
+             np.percentile(tb[:, ugriz], 90, axis=0).min(), np.percentile(tb[:, ugriz], 90, axis=0).max())
+
+    def worst(key):
+        med = np.median(np.abs(results[key]), 0)
+        return med[:N_OPTICAL].max(), med[N_OPTICAL:].max()
+
+    md = f"""# Cross-check against bagpipes
+
+`sedinfer` reads the same template grids as bagpipes (BC03-MILES SSPs, Cloudy nebular
+continuum and lines, Draine & Li 2007 dust emission, Inoue et al. 2014 IGM). For matched
+model configurations the two codes should therefore give the same photometry, up to
+differences in wavelength resampling and numerical integration. This page compares the two
+on random galaxies in SDSS ugriz and WISE W1–W4.
+It is made by `scripts/crosscheck_bagpipes.py`; `tests/test_bagpipes_crosscheck.py` runs a
+smaller version (100 draws per configuration) of the matched comparison (a) and asserts a
+median |Δm| ≤ {TOL_OPTICAL} mag in each of ugriz and ≤ {TOL_WISE} mag in each of W1–W4.
+
+Δm = m_sedinfer − m_bagpipes (AB magnitudes). bagpipes {bp_version} gives
+fluxes in µJy, converted with m = −2.5 log10(f / 3631×10⁶ µJy). Both codes use the filter
+curves shipped with sedinfer (sedpy's `sdss_*0` and `wise_w*`), written to two-column
+files for bagpipes.
+
+![Δm distributions](figures/bagpipes_crosscheck.png)
+
+*Distributions of Δm per band. (a) delayed-τ configuration, (b) constant + burst
+configuration with bursts at bin centres, each with linear (matched) and logarithmic
+(sedinfer's default) metallicity interpolation; (c) constant + burst, linear Z, with bursts
+at bin centres and at continuous random ages. Boxes: 25–75 %, whiskers: 5–95 %, dots:
+outside. Shaded green: the test tolerance on the median |Δm|.*
+
+## Matched configurations
+
+Both use bagpipes' cosmology, `FlatLambdaCDM(H0=70, Om0=0.3)`, passed to
+`SPSModel(cosmology=...)`, and the same age bins (centres at log10(t/yr) = 6.0, 6.1, …;
+edges at the midpoints) with bin-averaged SSPs.
+
+**(1) delayed-τ + Calzetti.** Whenever a bagpipes model has a `"dust"` component bagpipes
+also adds Draine & Li dust emission with energy balance, at its defaults qpah = 2,
+umin = 1, gamma = 0.01 unless they are given. The matched sedinfer model is therefore
+
+```python
+SPSModel(sfh="delayed", dust="calzetti", dust_emission=True, cosmology=cos)
+# theta = (redshift, log_mass, log_z, age, tau, av, qpah=2, umin=1, gamma=0.01)
+```
+
+against bagpipes `{{"redshift": z, "delayed": {{"age": age, "tau": tau, "massformed":
+log_mass, "metallicity": 10**log_z}}, "dust": {{"type": "Calzetti", "Av": av}}}}`.
+
+**(2) constant + burst + Calzetti + nebular + dust emission.**
+
+```python
+SPSModel(sfh="constant+burst", dust="calzetti", nebular=True, dust_emission=True, cosmology=cos)
+# theta = (redshift, log_mass, log_z, age, f_burst, t_burst, av, log_u, qpah, umin, gamma)
+```
+
+against bagpipes `"constant": {{"age_max": age, "age_min": 0, "massformed":
+log10((1 − f_burst) M), "metallicity": 10**log_z}}`, `"burst": {{"age": t_burst,
+"massformed": log10(f_burst M), "metallicity": 10**log_z}}`, `"dust": {{"type": "Calzetti",
+"Av": av, "qpah", "umin", "gamma"}}`, `"nebular": {{"logU": log_u}}`.
+
+**Metallicity.** bagpipes interpolates *linearly in Z* between the BC03 grid metallicities;
+sedinfer's default is interpolation in log Z (`metallicity_interp="log"`). The matched
+comparison uses `metallicity_interp="linear"`; table (b) shows the default.
+
+**Burst ages.** The two codes place a burst differently (see below). They coincide when
+t_burst is an age-bin centre, so the matched comparison draws t_burst from the bin centres
+10^(6.0 + 0.1 k) yr below 0.98 t_univ(z); table (c) uses continuous random burst ages.
+
+**Draws** ({n} per configuration and case, seed {seed}): z ~ U(0.02, 1.5),
+log_mass ~ U(9, 11.5), log_z ~ U(−2.0, 0.6), av ~ U(0, 2); delayed-τ: age ~ U(0.1 Gyr,
+0.98 t_univ(z)), tau = 10^U(−1, 1) Gyr; constant + burst: age ~ U(0.1 Gyr, 0.98 t_univ(z)),
+f_burst ~ U(0.01, 0.5) (so both bagpipes masses are finite), log_u ~ U(−3.5, −1.5),
+qpah ~ U(0.5, 4.5), umin ~ U(0.2, 20), gamma ~ U(0, 0.5). Tables (a) and (b) use the same
+draws, so they differ only in sedinfer's metallicity interpolation.
+
+## Results
+
+|Δm| statistics over the draws (mag).
+
+### (a) Matched: linear Z, bin-centred bursts
+
+{stats_table({"delayed-τ": results["delayed", "linear", "centres"],
+              "constant + burst": results["burst", "linear", "centres"]})}
+
+Worst per-band median |Δm|: delayed-τ {worst(("delayed", "linear", "centres"))[0]:.3f} (ugriz) /
+{worst(("delayed", "linear", "centres"))[1]:.3f} (WISE); constant + burst
+{worst(("burst", "linear", "centres"))[0]:.3f} / {worst(("burst", "linear", "centres"))[1]:.3f}.
+
+### (b) sedinfer default metallicity interpolation (log Z), same draws
+
+{stats_table({"delayed-τ": results["delayed", "log", "centres"],
+              "constant + burst": results["burst", "log", "centres"]})}
+
+The differences from (a) are the model difference between interpolating the SSPs in log Z
+and in Z between grid metallicities, not an error of either code. They are largest at
+metallicities between the widely spaced low-Z grid points (0.005, 0.02, 0.2 Z_sun).
+
+### (c) Continuous random burst ages (constant + burst, linear Z)
+
+{stats_table({"continuous t_burst": results["burst", "linear", "continuous"],
+              "bin-centred (as in a)": results["burst", "linear", "centres"]})}
+
+## Why burst placement differs
+
+bagpipes adds a burst's whole mass to the single age-grid point nearest to t_burst, i.e.
+the 0.1-dex age bin that contains it, whose spectrum is the SSP averaged over that bin.
+The spectrum is then a step function of t_burst, which has no useful derivative. sedinfer
+splits the mass between the two neighbouring bin centres, linearly in log age
+(`sedinfer.sps.sfh.burst_weights`), so the photometry is continuous and differentiable in
+t_burst, which gradient-based inference needs. At the bin centres the two conventions
+coincide, which is why the matched comparison draws bursts there.
+
+This is also the more accurate of the two. The table compares a single burst placed by each
+convention with the raw BC03 SSP (Z = Z_sun) interpolated at the exact burst age
+(rest-frame magnitudes, {n_truth} random log-uniform ages between 1 Myr and 12.6 Gyr, both
+conventions using the same bin-averaged templates; Δm = m − m_true):
+
+{chr(10).join(truth_rows)}
+
+In ugriz the median error of sedinfer's interpolation is {rng_s[0]:.3f}–{rng_s[1]:.3f} mag
+(90th percentile {rng_s[2]:.3f}–{rng_s[3]:.3f}); that of bagpipes' bin assignment is
+{rng_b[0]:.3f}–{rng_b[1]:.3f} mag (90th percentile {rng_b[2]:.3f}–{rng_b[3]:.3f}). The scatter in
+table (c) therefore comes mostly from bagpipes' bin assignment. It is diluted by the
+constant component, and it is largest for massive, young bursts in the blue bands.
+
+## Reproduce
+
+```
+{command}
+```
+
+Run on {datetime.date.today().isoformat()} (took {elapsed:.0f} s; sedinfer {si.__version__},
+bagpipes {bp_version}, torch {torch.__version__}, numpy {np.__version__}).
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(md)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=300, help="draws per configuration and case (default 300)")
+    ap.add_argument("--n-truth", type=int, default=300, help="burst ages for the placement check")
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--md", type=Path, default=MD_PATH)
+    ap.add_argument("--fig", type=Path, default=FIG_PATH)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cos = cosmology()
+        filters = si.Filters(list(BANDS))
+        paths = write_filter_files(filters, Path(tmp))
+        cases = [("delayed", "centres"), ("burst", "centres"), ("burst", "continuous")]
+        for k, (config, burst_ages) in enumerate(cases):
+            rng = np.random.default_rng([args.seed, k])
+            theta, comps = draw(config, args.n, rng, burst_ages, cos)
+            theirs = bagpipes_mags(comps, paths)
+            interps = ("linear", "log") if burst_ages == "centres" else ("linear",)
+            for interp in interps:
+                dm = sedinfer_mags(sedinfer_model(config, interp, cos), theta, filters) - theirs
+                results[config, interp, burst_ages] = dm
+                print(f"{config:8s} {interp:6s} {burst_ages:10s} median |dm|: {band_medians(dm)}")
+    truth = burst_placement_errors(args.n_truth, args.seed)
+    for name in ("sedinfer", "bagpipes"):
+        print(f"burst placement vs raw SSP, {name:8s} median |dm|: {band_medians(truth[name])}")
+    elapsed = time.perf_counter() - t0
+    rel = [str(p.resolve().relative_to(ROOT)) if p.resolve().is_relative_to(ROOT) else str(p)
+           for p in (args.md, args.fig)]
+    command = "python scripts/crosscheck_bagpipes.py" + ("" if argv is None and len(sys.argv) == 1 else
+                                                         " " + " ".join(sys.argv[1:] if argv is None else argv))
+    make_figure(results, args.fig)
+    write_markdown(args.md, results, truth, args.n, args.seed, command, elapsed)
+    print(f"wrote {rel[0]} and {rel[1]} ({elapsed:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
