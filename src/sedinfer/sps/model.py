@@ -289,8 +289,9 @@ class SPSModel(torch.nn.Module):
             for start in range(0, n, chunk_size):
                 idx = order[start:start + chunk_size]
                 q = {k: v.index_select(0, idx) for k, v in p.items()}
-                lum = self.rest_luminosity(q, plan)
-                f1 = project(lum, q["redshift"], plan.table)
+                sub, table, first = self._chunk_plan(plan, q["redshift"])
+                lum = self.rest_luminosity(q, sub)
+                f1 = project(lum, q["redshift"], table, first)
                 dl = self.cosmo.luminosity_distance_mpc(q["redshift"]).to(self.dtype)
                 out.append(f1 / (dl**2).unsqueeze(-1))
         if not out:
@@ -298,6 +299,25 @@ class SPSModel(torch.nn.Module):
         sorted_maggies = torch.cat(out)
         maggies = torch.empty_like(sorted_maggies).index_copy(0, order, sorted_maggies)
         return _convert(maggies, units, filters if vega else None)
+
+    def _chunk_plan(self, plan: Plan, z: torch.Tensor):
+        """The part of a photometry plan that a chunk of redshifts needs: the pixels the filters
+        see for z in [z_min, z_max] (all pixels with dust emission) and the projection table
+        of the redshift intervals spanned."""
+        z_lo, z_hi = float(z.min()), float(z.max())
+        first = max(int(z_lo / DZ_NODE) - 1, 0)
+        last = min(int(z_hi / DZ_NODE) + 2, plan.table.shape[0])
+        table = plan.table[first:last]
+        if self.config.dust_emission:
+            return plan, table, first
+        wave = plan.wave_aa
+        lo = max(int(torch.searchsorted(wave, plan.filter_lo_aa / (1 + z_hi + DZ_NODE))) - 1, 0)
+        hi = min(int(torch.searchsorted(wave, plan.filter_hi_aa / (1 + max(z_lo - DZ_NODE, 0.0)))) + 1,
+                 len(wave))
+        sub = plan.window(lo, hi)
+        w = len(wave)
+        table = table[..., lo:hi] if not plan.n_lines else torch.cat([table[..., lo:hi], table[..., w:]], -1)
+        return sub, table, first
 
     def spectrum(self, theta, wave_obs_aa=None, veldisp_kms=None, units: str = "flam",
                  chunk_size: int = 256):

@@ -13,7 +13,7 @@ delta functions at their wavelengths.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -81,8 +81,27 @@ class Plan:
     grid_umin: torch.Tensor | None = None
     ir_start: int = 0
     table: torch.Tensor | None = None        # (K-1, 2B, W [+ L]) projection on redshift intervals
+    filter_lo_aa: float = 0.0                # observed-frame span of the filters
+    filter_hi_aa: float = 0.0
     igm_uv: torch.Tensor | None = None       # (K, W_uv) IGM transmission on redshift nodes
     n_uv: int = 0
+
+
+    def window(self, lo: int, hi: int) -> Plan:
+        """The same plan restricted to pixels [lo, hi) (lines kept). Used for photometry of a
+        chunk of galaxies whose redshifts let the filters see only part of the grid; not valid
+        with dust emission, whose energy balance needs every pixel."""
+        w = self.wave_aa.shape[0]
+
+        def cols(x):
+            return x[..., lo:hi] if not self.n_lines else torch.cat([x[..., lo:hi], x[..., w:]], -1)
+
+        v = self.curve_terms.shape[-1]
+        return replace(self, wave_aa=self.wave_aa[lo:hi], dwave_aa=self.dwave_aa[lo:hi],
+                       ssp=self.ssp[:, lo:hi], ssp_young=self.ssp_young[:, lo:hi],
+                       curve_terms=self.curve_terms[:, min(lo, v):min(hi, v)],
+                       nebular=None if self.nebular is None else cols(self.nebular), table=None,
+                       igm_uv=None, n_uv=0)
 
 
 def _curve_terms(wave_aa: np.ndarray) -> np.ndarray:
@@ -147,6 +166,8 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
         width_all = np.concatenate([dwave, np.ones_like(line_wave)])  # line luminosities are in L_sun
         table = projection_table(curves, wave_all, width_all, nodes)
         plan.table = t(np.concatenate([table[:-1], table[1:]], axis=-1).transpose(0, 2, 1))
+        plan.filter_lo_aa = min(float(w[0]) for w, _ in curves)
+        plan.filter_hi_aa = max(float(w[-1]) for w, _ in curves)
     return plan
 
 

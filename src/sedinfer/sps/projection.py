@@ -47,17 +47,17 @@ def projection_table(curves, wave_aa: np.ndarray, dwave_aa: np.ndarray, z_nodes:
     return table
 
 
-def project(lum: torch.Tensor, redshift: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+def project(lum: torch.Tensor, redshift: torch.Tensor, table: torch.Tensor, first: int = 0) -> torch.Tensor:
     """Fluxes (N, B) at d_L = 1 Mpc from rest-frame spectra ``lum`` (N, W) [L_sun/Å].
 
     ``table`` (K-1, 2B, W) holds, for each redshift interval [z_k, z_k+1], the projection
     tables of both nodes stacked (see :func:`projection_table`); galaxies are grouped by
     interval (:func:`~sedinfer.sps.batching.grouped_matmul`) and the two nodes interpolated
-    linearly in z.
+    linearly in z. ``table`` may start at interval ``first`` (a slice of the full table).
     """
     n_int, nb = table.shape[0], table.shape[1] // 2
     u = (redshift / DZ_NODE).to(lum.dtype)
-    k = u.detach().floor().long().clamp(0, n_int - 1)
+    k = u.detach().floor().long().clamp(first, first + n_int - 1)
     frac = (u - k.to(u.dtype)).unsqueeze(-1)
-    both = grouped_matmul(lum, k, table, transposed=True)
+    both = grouped_matmul(lum, k - first, table, transposed=True)
     return both[:, :nb] * (1 - frac) + both[:, nb:] * frac
