@@ -304,7 +304,7 @@ class SPSModel(torch.nn.Module):
         """The part of a photometry plan that a chunk of redshifts needs: the pixels the filters
         see for z in [z_min, z_max] (all pixels with dust emission) and the projection table
         of the redshift intervals spanned."""
-        z_lo, z_hi = float(z.min()), float(z.max())
+        z_lo, z_hi = float(z.detach().min()), float(z.detach().max())
         first = max(int(z_lo / DZ_NODE) - 1, 0)
         last = min(int(z_hi / DZ_NODE) + 2, plan.table.shape[0])
         table = plan.table[first:last]
