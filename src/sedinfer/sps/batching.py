@@ -32,14 +32,17 @@ def grouped_matmul(x: torch.Tensor, group: torch.Tensor, tables: torch.Tensor, b
     first_sub = torch.cumsum(n_sub, 0) - n_sub
     first_row = torch.cumsum(counts, 0) - counts
     rank = torch.arange(n, device=x.device) - torch.repeat_interleave(first_row, counts)
-    slot = torch.repeat_interleave(first_sub, counts) * block + rank
-    packed = x.new_zeros((int(n_sub.sum()) * block, width)).index_copy(0, slot, x.index_select(0, order))
+    slot_sorted = torch.repeat_interleave(first_sub, counts) * block + rank
+    slot = torch.empty_like(slot_sorted).scatter_(0, order, slot_sorted)    # slot of each row of x
+    # gather (fast) rather than scatter: padding slots read row 0 and their outputs are ignored
+    source = torch.zeros(int(n_sub.sum()) * block, dtype=torch.long, device=x.device)
+    source[slot] = torch.arange(n, device=x.device)
+    packed = x.index_select(0, source).view(-1, block, width)
     mats = tables.index_select(0, torch.repeat_interleave(ids, n_sub))
     if transposed:
         mats = mats.transpose(1, 2)
-    out_sorted = torch.bmm(packed.view(-1, block, width), mats).reshape(-1, mats.shape[-1])
-    out_sorted = out_sorted.index_select(0, slot)
-    return torch.empty_like(out_sorted).index_copy(0, order, out_sorted)
+    out = torch.bmm(packed, mats).reshape(-1, mats.shape[-1])
+    return out.index_select(0, slot)
 
 
 def cell_index(x: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
