@@ -27,7 +27,7 @@ from sedinfer.sps import parameters as P
 from sedinfer.sps.batching import cell_index, grouped_matmul
 from sedinfer.sps.cosmology import CosmologyTable
 from sedinfer.sps.dust import charlot_fall, kriek_conroy_curve
-from sedinfer.sps.plan import Plan, build_plan, photometry_grid, spectrum_grid
+from sedinfer.sps.plan import Plan, build_plan, energy_grid, photometry_grid, spectrum_grid
 from sedinfer.sps.projection import DZ_NODE, project
 from sedinfer.sps.sfh import SFH, age_bins
 
@@ -157,13 +157,13 @@ class SPSModel(torch.nn.Module):
         return P.as_batch(theta, self.param_names, self.low, self.high, self.dtype, self.device)
 
     # ------------------------------------------------------------------------------ plans
-    def _plan(self, key, make_grid, curves=None) -> Plan:
+    def _plan(self, key, make_grid, curves=None, energy=None) -> Plan:
         if key not in self._plans:
             c = self.config
             self._plans[key] = build_plan(make_grid(), self.age_centres_yr, self.age_edges_yr,
                                           nebular=c.nebular, dust_emission=c.dust_emission,
                                           dtype=self.dtype, device=self.device, curves=curves,
-                                          z_max=c.z_max)
+                                          z_max=c.z_max, energy_wave_aa=energy)
         return self._plans[key]
 
     def photometry_plan(self, filters) -> Plan:
@@ -171,8 +171,8 @@ class SPSModel(torch.nn.Module):
         lo = min(float(w[0]) for w, _ in curves)
         hi = max(float(w[-1]) for w, _ in curves)
         key = ("phot", tuple(filters.names), hash(filters))
-        return self._plan(key, lambda: photometry_grid(lo, hi, self.config.z_max,
-                                                       self.config.dust_emission), curves)
+        energy = energy_grid() if self.config.dust_emission else None
+        return self._plan(key, lambda: photometry_grid(lo, hi, self.config.z_max), curves, energy)
 
     def spectrum_plan(self, wave_lo_aa: float, wave_hi_aa: float) -> Plan:
         key = ("spec", round(wave_lo_aa, 6), round(wave_hi_aa, 6))
@@ -229,7 +229,8 @@ class SPSModel(torch.nn.Module):
                 lines_att = lines * torch.exp(-tau_all * kriek_conroy_curve(*plan.line_terms, p["n_dust"]))
         absorbed = dust_lum = None
         if c.dust_emission:
-            absorbed = ((intrinsic - lum) * plan.dwave_aa).sum(-1)                   # L_sun
+            e = plan.n_energy or lum.shape[-1]        # coarse energy pixels if the plan has them
+            absorbed = ((intrinsic[:, :e] - lum[:, :e]) * plan.dwave_aa[:e]).sum(-1)      # L_sun
             if lines is not None:
                 absorbed = absorbed + (lines - lines_att).sum(-1)
             dust_lum = self._dust_emission(p, plan, absorbed)
@@ -308,16 +309,14 @@ class SPSModel(torch.nn.Module):
         first = max(int(z_lo / DZ_NODE) - 1, 0)
         last = min(int(z_hi / DZ_NODE) + 2, plan.table.shape[0])
         table = plan.table[first:last]
-        if self.config.dust_emission:
-            return plan, table, first
-        wave = plan.wave_aa
-        lo = max(int(torch.searchsorted(wave, plan.filter_lo_aa / (1 + z_hi + DZ_NODE))) - 1, 0)
-        hi = min(int(torch.searchsorted(wave, plan.filter_hi_aa / (1 + max(z_lo - DZ_NODE, 0.0)))) + 1,
-                 len(wave))
-        sub = plan.window(lo, hi)
-        w = len(wave)
-        table = table[..., lo:hi] if not plan.n_lines else torch.cat([table[..., lo:hi], table[..., w:]], -1)
-        return sub, table, first
+        e = plan.n_energy
+        fine = plan.wave_aa[e:]
+        lo = max(int(torch.searchsorted(fine, plan.filter_lo_aa / (1 + z_hi + DZ_NODE))) - 1, 0)
+        hi = min(int(torch.searchsorted(fine, plan.filter_hi_aa / (1 + max(z_lo - DZ_NODE, 0.0)))) + 1,
+                 len(fine))
+        w = len(plan.wave_aa)
+        keep = torch.cat([torch.arange(e), torch.arange(e + lo, e + hi), torch.arange(w, table.shape[-1])])
+        return plan.window(lo, hi), table.index_select(-1, keep.to(table.device)), first
 
     def spectrum(self, theta, wave_obs_aa=None, veldisp_kms=None, units: str = "flam",
                  chunk_size: int = 256):

@@ -72,6 +72,7 @@ class Plan:
     curve_terms: torch.Tensor     # (3, V): k(λ)/4.05, D(λ)/4.05 for E_b = 1, ln(λ/5500); V pixels
                                   # bluewards of 3.115 µm (no attenuation beyond)
     n_young: int
+    n_energy: int = 0                        # leading coarse pixels used only for the absorbed energy
     nebular: torch.Tensor | None = None      # (C, 4*Ay, W [+ L]) per (Z, log U) cell
     grid_log_u: torch.Tensor | None = None   # (U,)
     line_terms: torch.Tensor | None = None   # (3, L) attenuation-curve terms at the lines
@@ -88,20 +89,27 @@ class Plan:
 
 
     def window(self, lo: int, hi: int) -> Plan:
-        """The same plan restricted to pixels [lo, hi) (lines kept). Used for photometry of a
-        chunk of galaxies whose redshifts let the filters see only part of the grid; not valid
-        with dust emission, whose energy balance needs every pixel."""
+        """The plan restricted to fine pixels [lo, hi) (energy pixels and lines kept), for a chunk
+        of galaxies whose redshifts let the filters see only part of the grid."""
+        e = self.n_energy
         w = self.wave_aa.shape[0]
-
-        def cols(x):
-            return x[..., lo:hi] if not self.n_lines else torch.cat([x[..., lo:hi], x[..., w:]], -1)
-
+        keep = torch.cat([torch.arange(e), torch.arange(e + lo, e + hi), torch.arange(w, w + self.n_lines)])
+        keep = keep.to(self.wave_aa.device)
+        pix = keep[keep < w]
         v = self.curve_terms.shape[-1]
-        return replace(self, wave_aa=self.wave_aa[lo:hi], dwave_aa=self.dwave_aa[lo:hi],
-                       ssp=self.ssp[:, lo:hi], ssp_young=self.ssp_young[:, lo:hi],
-                       curve_terms=self.curve_terms[:, min(lo, v):min(hi, v)],
-                       nebular=None if self.nebular is None else cols(self.nebular), table=None,
-                       igm_uv=None, n_uv=0)
+        dust_em = self.dust_em
+        ir_start = self.ir_start
+        if dust_em is not None:
+            first = max(self.ir_start, e + lo)
+            cols = torch.arange(first - self.ir_start, max(e + hi - self.ir_start, first - self.ir_start))
+            cols = torch.cat([cols, torch.tensor([dust_em.shape[-1] - 1])]).to(dust_em.device)
+            dust_em = dust_em.index_select(-1, cols)
+            ir_start = e + (first - e - lo)
+        return replace(self, wave_aa=self.wave_aa[pix], dwave_aa=self.dwave_aa[pix],
+                       ssp=self.ssp.index_select(-1, pix), ssp_young=self.ssp_young.index_select(-1, pix),
+                       curve_terms=self.curve_terms.index_select(-1, pix[pix < v]),
+                       nebular=None if self.nebular is None else self.nebular.index_select(-1, keep),
+                       dust_em=dust_em, ir_start=ir_start, table=None, igm_uv=None, n_uv=0)
 
 
 def _curve_terms(wave_aa: np.ndarray) -> np.ndarray:
@@ -111,73 +119,85 @@ def _curve_terms(wave_aa: np.ndarray) -> np.ndarray:
 
 def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np.ndarray, *,
                nebular: bool, dust_emission: bool, dtype: torch.dtype, device,
-               curves=None, z_max: float = 10.0) -> Plan:
+               curves=None, z_max: float = 10.0, energy_wave_aa: np.ndarray | None = None) -> Plan:
     """Resample all templates onto ``wave_aa`` (rest frame, Å) and move them to torch.
 
     With ``curves`` (filter transmission curves) the plan is a photometry plan: it holds the
-    redshift projection table and keeps nebular lines apart from the pixels.
+    redshift projection table and keeps nebular lines apart from the pixels. With
+    ``energy_wave_aa`` a coarse grid is prepended to the pixels, on which the luminosity absorbed
+    by dust is integrated, so the fine pixels can be restricted to what the filters see.
     """
     def t(x):
         return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
 
-    edges = bin_edges(wave_aa)
-    dwave = np.diff(edges)
-    st = _stellar(tuple(wave_aa), tuple(age_edges_yr))
+    segments = [energy_wave_aa, wave_aa] if energy_wave_aa is not None else [wave_aa]
+    n_energy = 0 if energy_wave_aa is None else len(energy_wave_aa)
+    wave_all = np.concatenate(segments)
+    dwave = np.concatenate([np.diff(bin_edges(w)) for w in segments])
+    st = [_stellar(tuple(w), tuple(age_edges_yr)) for w in segments]
+    ssp = np.concatenate([x.ssp for x in st], -1)
     young = birth_cloud_fraction(age_edges_yr)
     n_young = int(np.count_nonzero(young))
-    nz, na, nw = st.ssp.shape
-    ssp_young = st.ssp[:, :n_young].copy()
+    nz, na, nw = ssp.shape
+    ssp_young = ssp[:, :n_young].copy()
     if nebular:  # the gas absorbs the ionising photons of young stars and re-emits them (Cloudy)
-        ssp_young[..., wave_aa < LYMAN_LIMIT_AA] = 0.0
-    n_att = int(np.searchsorted(wave_aa, ATTENUATION_MAX_AA))
-    plan = Plan(wave_aa=t(wave_aa), dwave_aa=t(dwave), ssp=t(st.ssp.reshape(nz * na, nw)),
+        ssp_young[..., wave_all < LYMAN_LIMIT_AA] = 0.0
+    n_att = n_energy + int(np.searchsorted(wave_aa, ATTENUATION_MAX_AA))
+    plan = Plan(wave_aa=t(wave_all), dwave_aa=t(dwave), ssp=t(ssp.reshape(nz * na, nw)),
                 ssp_young=t(ssp_young.reshape(nz * n_young, nw)), young_frac=t(young),
-                live_frac=t(st.live_frac), grid_log_z=t(st.log_z),
-                curve_terms=t(_curve_terms(wave_aa[:n_att])), n_young=n_young)
+                live_frac=t(st[0].live_frac), grid_log_z=t(st[0].log_z),
+                curve_terms=t(_curve_terms(wave_all[:n_att])), n_young=n_young, n_energy=n_energy)
     line_wave = np.zeros(0)
     if nebular:
         separate = curves is not None
-        nb = _nebular(tuple(wave_aa), tuple(age_centres_yr), n_young, not separate)
-        grid = np.concatenate([nb.lum, nb.lines], -1) if separate else nb.lum     # (Z, U, Ay, W')
+        nbs = [_nebular(tuple(w), tuple(age_centres_yr), n_young, not separate) for w in segments]
+        grid = np.concatenate([x.lum for x in nbs] + ([nbs[0].lines] if separate else []), -1)
         cells = corner_cells(grid)                                                # (Z-1, U-1, 4, Ay, W')
         plan.nebular = t(cells.reshape(cells.shape[0] * cells.shape[1], 4 * n_young, -1))
-        plan.grid_log_u = t(nb.log_u)
+        plan.grid_log_u = t(nbs[0].log_u)
         if separate:
-            line_wave = nb.line_wave_aa
+            line_wave = nbs[0].line_wave_aa
             plan.n_lines = len(line_wave)
             plan.line_terms = t(_curve_terms(line_wave))
     if dust_emission:
         de = _dust_emission(tuple(wave_aa))
-        plan.ir_start = int(np.searchsorted(wave_aa, DUST_EMISSION_MIN_AA))
-        lum = np.concatenate([de.lum[..., plan.ir_start:], de.norm[..., None]], -1)  # (2, Q, U, W_ir+1)
+        ir = int(np.searchsorted(wave_aa, DUST_EMISSION_MIN_AA))
+        plan.ir_start = n_energy + ir
+        lum = np.concatenate([de.lum[..., ir:], de.norm[..., None]], -1)          # (2, Q, U, W_ir+1)
         lum = lum / np.median(de.norm)             # O(1) numbers: only the ratio to the norm matters
         cells = corner_cells(np.moveaxis(lum, 0, 2))                                # (Q-1, U-1, 4, 2, .)
         cells = np.swapaxes(cells, 2, 3)                                            # kind-major rows
         plan.dust_em = t(cells.reshape(cells.shape[0] * cells.shape[1], 8, -1))
         plan.grid_qpah, plan.grid_umin = t(de.qpah), t(de.umin)
     nodes = redshift_nodes(z_max)
-    plan.n_uv = int(np.searchsorted(wave_aa, LYMAN_ALPHA_AA * 1.01))
-    uv = wave_aa[:plan.n_uv].copy()
-    lya = (edges[:plan.n_uv] <= LYMAN_ALPHA_AA) & (edges[1:plan.n_uv + 1] > LYMAN_ALPHA_AA)
-    uv[lya] = LYMAN_ALPHA_AA * (1 - 1e-4)        # the pixel holding Lyα is always IGM-attenuated
-    plan.igm_uv = t(igm_transmission(uv, nodes))
-    if curves is not None:
-        wave_all = np.concatenate([wave_aa, line_wave * (1 - 1e-4)])  # lines: just bluewards of centre
-        width_all = np.concatenate([dwave, np.ones_like(line_wave)])  # line luminosities are in L_sun
-        table = projection_table(curves, wave_all, width_all, nodes)
+    if curves is None:
+        edges = bin_edges(wave_aa)
+        plan.n_uv = int(np.searchsorted(wave_aa, LYMAN_ALPHA_AA * 1.01))
+        uv = wave_aa[:plan.n_uv].copy()
+        lya = (edges[:plan.n_uv] <= LYMAN_ALPHA_AA) & (edges[1:plan.n_uv + 1] > LYMAN_ALPHA_AA)
+        uv[lya] = LYMAN_ALPHA_AA * (1 - 1e-4)        # the pixel holding Lyα is always IGM-attenuated
+        plan.igm_uv = t(igm_transmission(uv, nodes))
+    else:
+        waves = np.concatenate([wave_aa, line_wave * (1 - 1e-4)])   # lines: just bluewards of centre
+        widths = np.concatenate([dwave[n_energy:], np.ones_like(line_wave)])  # line luminosities: L_sun
+        table = projection_table(curves, waves, widths, nodes)
+        table = np.concatenate([np.zeros((len(nodes), n_energy, len(curves))), table], 1)
         plan.table = t(np.concatenate([table[:-1], table[1:]], axis=-1).transpose(0, 2, 1))
         plan.filter_lo_aa = min(float(w[0]) for w, _ in curves)
         plan.filter_hi_aa = max(float(w[-1]) for w, _ in curves)
     return plan
 
 
-def photometry_grid(wave_lo_aa: float, wave_hi_aa: float, z_max: float, dust_emission: bool,
-                    dlnl: float = 0.005) -> np.ndarray:
+def energy_grid(dlnl: float = 0.025) -> np.ndarray:
+    """Coarse rest grid (100 Å to 3.1 µm, where attenuation vanishes) for the absorbed energy."""
+    return log_grid(100.0, ATTENUATION_MAX_AA, dlnl)[:-1]
+
+
+def photometry_grid(wave_lo_aa: float, wave_hi_aa: float, z_max: float, dlnl: float = 0.005) -> np.ndarray:
     """Rest grid for filters spanning [wave_lo, wave_hi] (observed) up to ``z_max``.
 
     Δlnλ = ``dlnl`` up to 1 µm (absorption features, Balmer break) and 2·dlnl beyond (smooth
-    stellar continua; the DL07 templates are themselves sampled at Δlnλ ≈ 0.009); coarse from
-    100 Å to 5 µm outside the filters for the absorbed energy when dust emission is on.
+    stellar continua; the DL07 templates are themselves sampled at Δlnλ ≈ 0.009).
     """
     lo = wave_lo_aa / (1.0 + z_max) * np.exp(-dlnl)
     hi = wave_hi_aa * np.exp(dlnl)
@@ -187,12 +207,7 @@ def photometry_grid(wave_lo_aa: float, wave_hi_aa: float, z_max: float, dust_emi
             seg = log_grid(start, min(stop, hi), step)
             parts.append(seg)
             start = seg[-1] * np.exp(step)
-    fine = np.concatenate(parts)
-    if not dust_emission:
-        return fine
-    below = piecewise_grid(fine[0], fine[0], 100.0, fine[0])[:-1]
-    above = piecewise_grid(fine[-1], fine[-1], fine[-1], 5e4)[1:] if fine[-1] < 5e4 else np.zeros(0)
-    return np.concatenate([below, fine, above])
+    return np.concatenate(parts)
 
 
 def spectrum_grid(wave_lo_aa: float, wave_hi_aa: float, z_max: float, dlnl: float = 2e-4) -> np.ndarray:
