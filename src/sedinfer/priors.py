@@ -365,8 +365,8 @@ def simplex_to_kappa(beta: Tensor) -> Tensor:
 
 PARAMETER_INFO: dict[str, tuple[str, str]] = {
     "redshift": ("", "redshift of the source"),
-    "log_mass": ("log10(Msun)", "log10 of the total stellar mass formed"),
-    "log_z": ("log10(Z/Zsun)", "log10 of the stellar metallicity relative to solar"),
+    "log_mass": ("dex(Msun)", "log10 of the total stellar mass formed"),
+    "log_z": ("dex", "log10 of the stellar metallicity relative to solar, Z/Zsun"),
     "age": ("Gyr", "time since the start of the parametric (delayed-tau/exponential/constant) SFH"),
     "tau": ("Gyr", "e-folding time of the parametric SFH"),
     **{f"kappa{i}": ("", f"stick-breaking variable {i} of the Dirichlet SFH-basis weights")
@@ -377,7 +377,7 @@ PARAMETER_INFO: dict[str, tuple[str, str]] = {
     "tau_bc": ("", "birth-cloud optical depth at 5500 A (Charlot & Fall 2000)"),
     "tau_ism": ("", "diffuse-ISM optical depth at 5500 A"),
     "n_dust": ("", "power-law index of the diffuse-ISM attenuation curve"),
-    "log_u": ("", "log10 ionisation parameter of the nebular emission"),
+    "log_u": ("dex", "log10 ionisation parameter of the nebular emission"),
     "qpah": ("%", "PAH mass fraction of the dust (Draine & Li 2007)"),
     "umin": ("", "minimum starlight intensity heating the dust (Draine & Li 2007)"),
     "gamma": ("", "fraction of the dust exposed to starlight above umin (Draine & Li 2007)"),

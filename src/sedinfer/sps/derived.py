@@ -11,7 +11,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from sedinfer.sps.grids import load_ssp
+from sedinfer.sps.templates import age_overlap_matrix
 
 DERIVED_NAMES = ("log_mstar", "sfr_10myr", "sfr_100myr", "sfr_1gyr", "log_ssfr", "mass_weighted_age",
                  "t_age")
@@ -28,32 +32,13 @@ def derived_quantities(model, theta) -> dict[str, torch.Tensor]:
     for name, window in (("sfr_10myr", 0.01), ("sfr_100myr", 0.1), ("sfr_1gyr", 1.0)):
         out[name] = mass * model.sfh.mass_formed_within(p64, window, t_age) / (window * 1e9)
     w = model.sfh_weights(p)                                            # (N, A) M_sun, float64
-    plan_lf = torch.as_tensor(_live_frac(model), dtype=torch.float64, device=w.device)
-    grid = torch.as_tensor(_grid_log_z(model), dtype=torch.float64, device=w.device)
-    from sedinfer.sps.model import interp_weights
-
-    x = p64["log_z"] if model.config.metallicity_interp == "log" else 10 ** p64["log_z"]
-    g = grid if model.config.metallicity_interp == "log" else 10**grid
-    zw = interp_weights(x, g)
-    surviving = (w * (zw @ plan_lf)).sum(-1)
-    out["log_mstar"] = torch.log10(surviving)
+    grid = load_ssp()
+    live = age_overlap_matrix(grid.age_yr, model.age_edges_yr) @ grid.live_frac.T   # (A, Z)
+    zw = model.metallicity_weights(p64["log_z"], torch.as_tensor(np.log10(grid.metallicity_zsun)))
+    live_t = torch.as_tensor(live, dtype=torch.float64, device=w.device)
+    out["log_mstar"] = torch.log10((w * (zw @ live_t.T)).sum(-1))
     out["log_ssfr"] = torch.log10(out["sfr_100myr"]) - out["log_mstar"]
     centres = torch.as_tensor(model.age_centres_yr / 1e9, dtype=torch.float64, device=w.device)
     out["mass_weighted_age"] = (w * centres).sum(-1) / w.sum(-1)
     out["t_age"] = t_age
     return {k: out[k].to(model.dtype) for k in DERIVED_NAMES}
-
-
-def _live_frac(model):
-    from sedinfer.sps.plan import _stellar
-    from sedinfer.sps.wavelength import log_grid
-
-    return _stellar(tuple(log_grid(5000.0, 5001.0, 0.005)), tuple(model.age_edges_yr)).live_frac
-
-
-def _grid_log_z(model):
-    import numpy as np
-
-    from sedinfer.sps.grids import SSP_METALLICITIES_ZSUN
-
-    return np.log10(SSP_METALLICITIES_ZSUN)

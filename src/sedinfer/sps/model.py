@@ -186,10 +186,11 @@ class SPSModel(torch.nn.Module):
         w = self.sfh.bin_weights(p64, t_age, self.age_centres_yr, self.age_edges_yr)
         return w * 10 ** p64["log_mass"].unsqueeze(-1)
 
-    def metallicity_weights(self, log_z: torch.Tensor, plan: Plan) -> torch.Tensor:
+    def metallicity_weights(self, log_z: torch.Tensor, grid_log_z: torch.Tensor) -> torch.Tensor:
+        """Interpolation weights (N, Z) on the SSP metallicities, in log Z or Z (``config``)."""
         if self.config.metallicity_interp == "log":
-            return interp_weights(log_z, plan.grid_log_z)
-        return interp_weights(10**log_z, 10**plan.grid_log_z)
+            return interp_weights(log_z, grid_log_z.to(log_z.dtype))
+        return interp_weights(10**log_z, 10 ** grid_log_z.to(log_z.dtype))
 
     def rest_luminosity(self, p: dict[str, torch.Tensor], plan: Plan, parts: bool = False):
         """Rest-frame L_λ (N, W) in L_sun/Å on the plan's pixels.
@@ -202,7 +203,7 @@ class SPSModel(torch.nn.Module):
         c = self.config
         n = p["redshift"].shape[0]
         mass = self.sfh_weights(p).to(self.dtype)                       # (N, A)
-        zw = self.metallicity_weights(p["log_z"], plan)                  # (N, Z)
+        zw = self.metallicity_weights(p["log_z"], plan.grid_log_z)       # (N, Z)
         w = zw.unsqueeze(-1) * mass.unsqueeze(-2)                        # (N, Z, A)
         ny = plan.n_young
         young = (w[..., :ny] * plan.young_frac[:ny]).reshape(n, -1) @ plan.ssp_young
@@ -262,10 +263,6 @@ class SPSModel(torch.nn.Module):
         return absorbed.unsqueeze(-1) * shape[:, :-1] / shape[:, -1:]
 
     # -------------------------------------------------------------------------- observables
-    def _check_z(self, z: torch.Tensor) -> None:
-        if (z > self.config.z_max).any():  # guarded in parse too; kept for direct callers
-            raise P.ParameterError(f"redshift above the model's z_max={self.config.z_max}")
-
     def photometry(self, theta, filters, units: str = "mag", vega: bool = False,
                    chunk_size: int = 4096) -> torch.Tensor:
         """Observed-frame fluxes of θ through ``filters`` (a :class:`sedinfer.Filters` or a
@@ -340,8 +337,6 @@ class SPSModel(torch.nn.Module):
 
 
 def _convert(maggies: torch.Tensor, units: str, filters=None) -> torch.Tensor:
-    from sedinfer import units as U
-
     if units == "maggies":
         return maggies
     if units == "nmgy":
@@ -356,7 +351,6 @@ def _convert(maggies: torch.Tensor, units: str, filters=None) -> torch.Tensor:
             mag = mag - torch.as_tensor(filters.vega_to_ab(filters.names), dtype=mag.dtype,
                                         device=mag.device)
         return mag
-    del U
     raise ValueError(f"unknown units {units!r}; expected 'mag', 'maggies', 'nmgy', 'ujy' or 'njy'")
 
 
