@@ -300,8 +300,8 @@ class SPSModel(torch.nn.Module):
 
     def _chunk_plan(self, plan: Plan, z: torch.Tensor):
         """The part of a photometry plan that a chunk of redshifts needs: the pixels the filters
-        see for z in [z_min, z_max] (all pixels with dust emission) and the projection table
-        of the redshift intervals spanned."""
+        see for z in [z_min, z_max] (plus the coarse energy pixels and the lines) and the
+        projection table of the redshift intervals spanned."""
         z_lo, z_hi = float(z.detach().min()), float(z.detach().max())
         first = max(int(z_lo / DZ_NODE) - 1, 0)
         last = min(int(z_hi / DZ_NODE) + 2, plan.table.shape[0])
@@ -312,8 +312,8 @@ class SPSModel(torch.nn.Module):
         hi = min(int(torch.searchsorted(fine, plan.filter_hi_aa / (1 + max(z_lo - DZ_NODE, 0.0)))) + 1,
                  len(fine))
         w = len(plan.wave_aa)
-        keep = torch.cat([torch.arange(e), torch.arange(e + lo, e + hi), torch.arange(w, table.shape[-1])])
-        return plan.window(lo, hi), table.index_select(-1, keep.to(table.device)), first
+        table = torch.cat([table[..., :e], table[..., e + lo:e + hi], table[..., w:]], -1)
+        return plan.window(lo, hi), table, first
 
     def spectrum(self, theta, wave_obs_aa=None, veldisp_kms=None, units: str = "flam",
                  chunk_size: int = 256):

@@ -91,24 +91,22 @@ class Plan:
     def window(self, lo: int, hi: int) -> Plan:
         """The plan restricted to fine pixels [lo, hi) (energy pixels and lines kept), for a chunk
         of galaxies whose redshifts let the filters see only part of the grid."""
-        e = self.n_energy
-        w = self.wave_aa.shape[0]
-        keep = torch.cat([torch.arange(e), torch.arange(e + lo, e + hi), torch.arange(w, w + self.n_lines)])
-        keep = keep.to(self.wave_aa.device)
-        pix = keep[keep < w]
-        v = self.curve_terms.shape[-1]
-        dust_em = self.dust_em
-        ir_start = self.ir_start
+        e, w, v = self.n_energy, self.wave_aa.shape[0], self.curve_terms.shape[-1]
+
+        def pixels(x, stop=w):   # energy pixels + window (+ columns after ``stop``: the lines)
+            parts = [x[..., :e], x[..., e + lo:min(e + hi, stop)], x[..., w:]]
+            return torch.cat([q for q in parts if q.shape[-1]], -1) if e or x.shape[-1] > w else parts[1]
+
+        dust_em, ir_start = self.dust_em, self.ir_start
         if dust_em is not None:
             first = max(self.ir_start, e + lo)
-            cols = torch.arange(first - self.ir_start, max(e + hi - self.ir_start, first - self.ir_start))
-            cols = torch.cat([cols, torch.tensor([dust_em.shape[-1] - 1])]).to(dust_em.device)
-            dust_em = dust_em.index_select(-1, cols)
-            ir_start = e + (first - e - lo)
-        return replace(self, wave_aa=self.wave_aa[pix], dwave_aa=self.dwave_aa[pix],
-                       ssp=self.ssp.index_select(-1, pix), ssp_young=self.ssp_young.index_select(-1, pix),
-                       curve_terms=self.curve_terms.index_select(-1, pix[pix < v]),
-                       nebular=None if self.nebular is None else self.nebular.index_select(-1, keep),
+            dust_em = torch.cat([dust_em[..., first - self.ir_start:max(e + hi, first) - self.ir_start],
+                                 dust_em[..., -1:]], -1)
+            ir_start = first - lo
+        return replace(self, wave_aa=pixels(self.wave_aa), dwave_aa=pixels(self.dwave_aa),
+                       ssp=pixels(self.ssp), ssp_young=pixels(self.ssp_young),
+                       curve_terms=pixels(self.curve_terms, v),
+                       nebular=None if self.nebular is None else pixels(self.nebular),
                        dust_em=dust_em, ir_start=ir_start, table=None, igm_uv=None, n_uv=0)
 
 
