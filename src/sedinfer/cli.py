@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sedinfer import __version__
+from sedinfer import __version__, cli_posterior, cli_train
 from sedinfer.errors import SedinferError
 
 PROG = "sedinfer"
@@ -158,6 +158,12 @@ COMMANDS: list[Command] = [
     Command("filters", "list the filter group aliases and the sedpy filter names", _add_nothing,
             cmd_filters),
     Command("info", "show the default model's parameters and prior", _add_nothing, cmd_info),
+    Command("train-posterior", "train an amortized SED posterior from a TOML config, with its model card",
+            cli_train.add_train, cli_train.cmd_train),
+    Command("validate", "check a trained SED posterior: p-p, SBC, TARP, recovery and MCMC comparison",
+            cli_train.add_validate, cli_train.cmd_validate),
+    Command("posterior", "posterior summaries (and samples) of every galaxy in a catalog",
+            cli_posterior.add_posterior, cli_posterior.cmd_posterior),
 ]
 """The subcommands, in help order. Later subcommands are appended here."""
 

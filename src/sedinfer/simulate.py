@@ -98,20 +98,10 @@ def simulate_catalog(n: int, filters: str | Sequence[str] | os.PathLike = "sdss"
         raise ParameterError(f"parameter names {sorted(clash)} clash with derived quantities")
 
     generator = torch.Generator().manual_seed(seed)
-    theta = model.prior.sample((n,), generator=generator, dtype=model.dtype).to(model.device)
-    fluxes, derived = [], {k: [] for k in DERIVED_NAMES}
-    from tqdm.auto import tqdm
-
-    with torch.no_grad(), tqdm(total=n, desc="simulating", unit="gal", disable=None if progress else True,
-                               dynamic_ncols=True) as bar:
-        for start in range(0, n, chunk_size):
-            chunk = theta[start:start + chunk_size]
-            fluxes.append(model.photometry(chunk, filters, units="maggies", chunk_size=chunk_size).cpu())
-            for key, value in model.derived(chunk).items():
-                derived[key].append(value.cpu())
-            bar.update(len(chunk))
-        flux = torch.cat(fluxes)
-        noisy, sigma = noise.add_noise(flux, generator=generator)
+    theta, flux, noisy, sigma = simulate_photometry(model, filters, noise, n, generator, chunk_size, progress)
+    with torch.no_grad():
+        derived = [model.derived(theta[s:s + chunk_size]) for s in range(0, n, chunk_size)]
+    derived = {k: torch.cat([d[k].cpu() for d in derived]) for k in DERIVED_NAMES}
 
     table = Table()
     table["id"] = Column(np.arange(n, dtype=np.int64), description="galaxy index")
@@ -120,7 +110,7 @@ def simulate_catalog(n: int, filters: str | Sequence[str] | os.PathLike = "sdss"
         unit, description = PARAMETER_INFO.get(name, ("", ""))
         table[name] = Column(theta_np[:, j], unit=_unit(unit), description=f"true {description}".strip())
     for name in DERIVED_NAMES:
-        table[name] = Column(torch.cat(derived[name]).numpy(), unit=_unit(DERIVED_UNITS.get(name)))
+        table[name] = Column(derived[name].numpy(), unit=_unit(DERIVED_UNITS.get(name)))
     nmgy = 1e9  # maggies -> nanomaggies
     for values, column, what in ((noisy, flux_column, "observed (noisy) flux"),
                                  (sigma, flux_err_column, "1-sigma flux uncertainty"),
@@ -142,4 +132,26 @@ def simulate_catalog(n: int, filters: str | Sequence[str] | os.PathLike = "sdss"
     return table
 
 
-__all__ = ["simulate_catalog", "new_seed"]
+def simulate_photometry(model, filters, noise, n: int, generator: torch.Generator, chunk_size: int = 10000,
+                        progress: bool = True) -> tuple[torch.Tensor, ...]:
+    """θ ~ ``model.prior`` (n, D) and its noiseless flux, noisy flux and σ (n, B), in maggies (CPU).
+
+    The core of :func:`simulate_catalog`, shared with the posterior training sets so that both
+    see the same model and noise.
+    """
+    from tqdm.auto import tqdm
+
+    theta = model.prior.sample((n,), generator=generator, dtype=model.dtype).to(model.device)
+    fluxes = []
+    with torch.no_grad(), tqdm(total=n, desc="simulating", unit="gal", disable=None if progress else True,
+                               dynamic_ncols=True) as bar:
+        for start in range(0, n, chunk_size):
+            chunk = theta[start:start + chunk_size]
+            fluxes.append(model.photometry(chunk, filters, units="maggies", chunk_size=chunk_size).cpu())
+            bar.update(len(chunk))
+        flux = torch.cat(fluxes)
+        noisy, sigma = noise.add_noise(flux, generator=generator)
+    return theta.cpu(), flux, noisy, sigma
+
+
+__all__ = ["simulate_catalog", "simulate_photometry", "new_seed"]

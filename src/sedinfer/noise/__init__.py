@@ -40,6 +40,7 @@ __all__ = [
     "anti_annealing_factor",
     "default_depth",
     "default_noise_model",
+    "from_dict",
     "load",
 ]
 
@@ -47,11 +48,18 @@ _KINDS: dict[str, type[NoiseModel]] = {cls.kind: cls for cls in (SNRNoiseModel, 
                                                                   DepthNoiseModel)}
 
 
+def from_dict(data: dict) -> NoiseModel:
+    """A noise model from its ``to_dict()`` form, whatever its kind."""
+    cls = _KINDS.get(data.get("kind"))
+    if cls is None:
+        raise ParameterError(f"noise model kind {data.get('kind')!r} is unknown; expected one of "
+                             f"{sorted(_KINDS)}")
+    return cls.from_dict(data)
+
+
 def load(path: str | Path) -> NoiseModel:
     """Read a noise model saved by ``save``, whatever its kind."""
-    data = read_json(path)
-    cls = _KINDS.get(data["kind"])
-    if cls is None:
-        raise ParameterError(f"noise-model file {str(path)!r} has kind {data['kind']!r}; expected one "
-                             f"of {sorted(_KINDS)}")
-    return cls.from_dict(data)
+    try:
+        return from_dict(read_json(path))
+    except ParameterError as exc:
+        raise ParameterError(f"noise-model file {str(path)!r}: {exc}") from None

@@ -1,0 +1,18 @@
+"""Amortized posteriors: conditional normalizing flows q(θ | x) trained on simulations.
+
+Generic engine (any simulator)::
+
+    post = sedinfer.posterior.train(theta, x, bounds=(low, high))
+    samples = post.sample(x_obs, 1000)      # (1000, D) for one x_obs, (M, 1000, D) for M rows
+    post.log_prob(theta, x)
+    post.save(path); post = sedinfer.posterior.load(path)
+
+Galaxy SEDs (:mod:`sedinfer.posterior.sed`): training sets from the forward model, a noise model
+and a prior; the shipped SDSS models; per-galaxy summaries.
+"""
+
+from sedinfer.posterior.estimator import Posterior, load
+from sedinfer.posterior.flow import FLOW_KINDS, FlowConfig, build_flow
+from sedinfer.posterior.train import TrainConfig, train
+
+__all__ = ["Posterior", "load", "train", "FlowConfig", "TrainConfig", "FLOW_KINDS", "build_flow"]

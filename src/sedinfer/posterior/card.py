@@ -1,0 +1,106 @@
+"""Training configs from TOML and model cards (Markdown + JSON) beside trained SED posteriors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from sedinfer.errors import ParameterError
+
+
+def read_toml(path: str | os.PathLike) -> dict:
+    """A TOML file as a dict, with an error naming the file on bad syntax."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_config(path: str | os.PathLike):
+    """A :class:`~sedinfer.posterior.sed.SEDConfig` from a TOML file.
+
+    Top-level keys are SEDConfig fields; ``[model]``, ``[flow]`` and ``[train]`` tables hold the
+    forward-model keywords, :class:`FlowConfig` and :class:`TrainConfig`; ``noise`` may name a
+    noise-model JSON file (relative to the config file).
+    """
+    from sedinfer.noise.base import read_json
+    from sedinfer.posterior.sed import SEDConfig
+
+    data = read_toml(path)
+    if isinstance(data.get("noise"), str):
+        data["noise"] = read_json(Path(path).parent / data["noise"])
+    if "prior" in data and isinstance(data["prior"], str):
+        data["prior"] = json.loads((Path(path).parent / data["prior"]).read_text())
+    try:
+        return SEDConfig.from_dict(data)
+    except TypeError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def card_paths(model_path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(model_path)
+    return p.with_suffix(".card.md"), p.with_suffix(".card.json")
+
+
+def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: dict | None = None,
+                     name: str | None = None) -> Path:
+    """Write ``<model>.card.md`` and ``<model>.card.json``: config, training record, validation."""
+    meta = sed_posterior.posterior.metadata
+    sed = meta["sed"]
+    md_path, json_path = card_paths(model_path)
+    card = {
+        "name": name or Path(model_path).stem,
+        "model_file": Path(model_path).name,
+        "sedinfer_version": sed.get("sedinfer_version"),
+        "bands": sed["config"]["bands"], "redshift_mode": sed["config"]["redshift_mode"],
+        "parameters": list(sed_posterior.param_names), "derived": list(sed_posterior.names[
+            len(sed_posterior.param_names):]),
+        "forward_model": sed["model_config"], "prior": sed["prior"], "noise_model": sed["noise"],
+        "training": {k: meta.get(k) for k in ("n_simulations", "n_train", "n_validation", "epochs",
+                                              "train_seconds", "best_val_nll_latent", "stopped")},
+        "config": sed["config"],
+        "validation": validation,
+    }
+    write_text_atomic(json_path, json.dumps(card, indent=2) + "\n")
+    t = card["training"]
+    lines = [
+        f"# Model card: {card['name']}", "",
+        f"Amortized posterior q(θ | x) of sedinfer {card['sedinfer_version']} for bands "
+        f"{', '.join(card['bands'])}; redshift mode `{card['redshift_mode']}` "
+        f"({'z given' if card['redshift_mode'] == 'spec' else 'z inferred'}).", "",
+        f"- Parameters: {', '.join(card['parameters'])}",
+        f"- Derived per galaxy: {', '.join(card['derived'])}",
+        f"- Forward model: `SPSModel({', '.join(f'{k}={v!r}' for k, v in card['forward_model'].items())})`",
+        f"- Noise model: {card['noise_model'].get('kind')} "
+        f"{ {k: v for k, v in card['noise_model'].items() if k not in ('kind', 'version')} }",
+        f"- Flow: {sed['config']['flow']}",
+        f"- Training: {t['n_simulations']:,} simulations ({t['n_train']:,} train / {t['n_validation']:,} "
+        f"validation), {t['epochs']} epochs ({t['stopped']}), {t['train_seconds']:.0f} s on "
+        f"{meta.get('train_device', 'cpu')}; best validation NLL (latent space) "
+        f"{t['best_val_nll_latent']:.4f}",
+        f"- Training config: `{json.dumps(sed['config']['train'])}`", "",
+    ]
+    if validation:
+        lines += ["## Validation", "", "```json", json.dumps(validation, indent=2), "```", ""]
+    else:
+        lines += ["## Validation", "", "Not yet run: `sedinfer validate --model <file>`.", ""]
+    write_text_atomic(md_path, "\n".join(lines))
+    return md_path
+
+
+__all__ = ["load_config", "read_toml", "write_model_card", "card_paths", "write_text_atomic"]

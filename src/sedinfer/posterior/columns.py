@@ -1,0 +1,177 @@
+"""Which catalog columns feed a SED posterior: the ID, the redshift and a flux and error per band.
+
+The defaults read what ``sedinfer simulate`` writes: ``id``, ``redshift``, ``flux_<band>`` and
+``flux_err_<band>``. Other catalogs are mapped with options (:func:`column_map`) or a small TOML
+file (:func:`read_column_toml`), for example::
+
+    id = "objid"
+    redshift = "z_spec"                 # ignored by photometric-redshift models
+    flux_pattern = "cmodelflux_{band}"  # {band} is the model's band name, e.g. sdss_r0
+    err_pattern = "cmodelfluxerr_{band}"
+    [flux]                              # per-band names override the patterns
+    sdss_u0 = "u_flux"
+    [flux_err]
+    sdss_u0 = "u_flux_err"
+
+Fluxes are expected in nanomaggies. A flux column carrying another flux-density unit (µJy, Jy,
+maggies) is converted through the AB zero point; any other unit is an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import astropy.units as u
+import numpy as np
+
+from sedinfer.catalog import FLUX_UNIT
+from sedinfer.errors import CatalogError
+
+DEFAULT_ID = "id"
+DEFAULT_REDSHIFT = "redshift"
+DEFAULT_FLUX_PATTERN = "flux_{band}"
+DEFAULT_ERR_PATTERN = "flux_err_{band}"
+TOML_KEYS = ("id", "redshift", "flux_pattern", "err_pattern", "flux", "flux_err")
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Catalog column names: ``id``, ``redshift`` (None when not used) and, per band of ``bands``
+    (model order), ``flux`` and ``flux_err`` (nanomaggies)."""
+
+    id: str
+    redshift: str | None
+    bands: tuple[str, ...]
+    flux: tuple[str, ...]
+    flux_err: tuple[str, ...]
+
+    def required(self) -> list[str]:
+        """All columns to read, without repeats, in a stable order."""
+        names = [self.id, *([self.redshift] if self.redshift else []), *self.flux, *self.flux_err]
+        return list(dict.fromkeys(names))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "redshift": self.redshift, "bands": list(self.bands),
+                "flux": list(self.flux), "flux_err": list(self.flux_err)}
+
+    def check(self, available: Sequence[str], catalog: str | os.PathLike) -> None:
+        """Raise :class:`CatalogError` listing the expected columns if any is missing."""
+        missing = [c for c in self.required() if c not in set(available)]
+        if missing:
+            expected = [f"id: {self.id}"] + ([f"redshift: {self.redshift}"] if self.redshift else [])
+            expected += [f"{b}: {f} ± {e}"
+                         for b, f, e in zip(self.bands, self.flux, self.flux_err, strict=True)]
+            raise CatalogError(
+                f"catalog {os.fspath(catalog)!r} lacks column(s) {', '.join(missing)}; expected "
+                f"{'; '.join(expected)} (map columns with --id-col, --redshift-col, --flux-cols, "
+                f"--err-cols or --columns FILE.toml)")
+
+    def arrays(self, table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(ids (N,), flux (N, B), flux_err (N, B), redshift (N,) or None)`` from a Table;
+        fluxes in nanomaggies (float64), empty cells as NaN."""
+        ids = np.asarray(table[self.id])
+        flux = np.stack([_numeric(table[c], c, flux=True) for c in self.flux], axis=1)
+        err = np.stack([_numeric(table[c], c, flux=True) for c in self.flux_err], axis=1)
+        z = _numeric(table[self.redshift], self.redshift, flux=False) if self.redshift else None
+        return ids, flux, err, z
+
+
+def _numeric(col, name: str, flux: bool) -> np.ndarray:
+    """A column as float64 (masked cells -> NaN); flux columns converted to nanomaggies."""
+    if hasattr(col, "filled") and np.ma.is_masked(col):
+        col = col.astype(np.float64).filled(np.nan) if col.dtype.kind in "iuf" else col
+    try:
+        values = np.asarray(col, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CatalogError(f"column {name!r} is not numeric (dtype {col.dtype}); expected numbers"
+                           + (" in nanomaggies" if flux else "")) from None
+    unit = getattr(col, "unit", None)
+    if not flux or unit is None or unit == FLUX_UNIT or unit == u.dimensionless_unscaled:
+        return values
+    try:
+        return values * float(u.Unit(unit).to(FLUX_UNIT, equivalencies=u.zero_point_flux(3631 * u.Jy)))
+    except u.UnitConversionError:
+        raise CatalogError(f"column {name!r} has unit {unit} which is not a flux density; expected "
+                           f"nanomaggies (or a convertible unit such as uJy)") from None
+
+
+def _split(value: str | Sequence[str] | None) -> list[str] | str | None:
+    """A pattern (contains ``{band}``) stays a string; a comma-separated list becomes a list."""
+    if value is None or not isinstance(value, str):
+        return list(value) if value is not None else None
+    if "{band}" in value:
+        return value
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _per_band(spec, bands: tuple[str, ...], what: str, option: str) -> dict[str, str]:
+    if isinstance(spec, str):
+        try:
+            return {b: spec.format(band=b) for b in bands}
+        except (KeyError, IndexError, ValueError) as err:
+            raise CatalogError(f"{option} pattern {spec!r} is invalid ({err}); use {{band}} for the "
+                               f"band name, e.g. 'flux_{{band}}'") from None
+    if len(spec) != len(bands):
+        raise CatalogError(f"{option} lists {len(spec)} {what} column(s) but the model has {len(bands)} "
+                           f"bands; give one per band in the order {', '.join(bands)}")
+    return dict(zip(bands, spec, strict=True))
+
+
+def read_column_toml(path: str | os.PathLike, bands: Sequence[str]) -> dict:
+    """Checked contents of a column-map TOML file (keys of :data:`TOML_KEYS`)."""
+    from sedinfer.posterior.card import read_toml
+
+    if not os.path.isfile(path):
+        raise CatalogError(f"column map file {os.fspath(path)!r} does not exist")
+    data = read_toml(path)
+    unknown = sorted(set(data) - set(TOML_KEYS))
+    if unknown:
+        raise CatalogError(f"{os.fspath(path)}: unknown key(s) {unknown}; expected some of {list(TOML_KEYS)}")
+    for table in ("flux", "flux_err"):
+        if table in data:
+            if not isinstance(data[table], Mapping):
+                raise CatalogError(f"{os.fspath(path)}: [{table}] must be a table of band = \"column\"")
+            extra = sorted(set(data[table]) - set(bands))
+            if extra:
+                raise CatalogError(f"{os.fspath(path)}: [{table}] names band(s) {extra} the model does not "
+                                   f"use; its bands are {', '.join(bands)}")
+    for key in ("id", "flux_pattern", "err_pattern"):
+        if key in data and not isinstance(data[key], str):
+            raise CatalogError(f"{os.fspath(path)}: {key} must be a string")
+    if "redshift" in data and not isinstance(data["redshift"], (str, bool)):
+        raise CatalogError(f"{os.fspath(path)}: redshift must be a column name (or false)")
+    return data
+
+
+def column_map(bands: Sequence[str], needs_redshift: bool, *, id_col: str | None = None,
+               redshift_col: str | None = None, flux_cols: str | Sequence[str] | None = None,
+               err_cols: str | Sequence[str] | None = None,
+               toml: str | os.PathLike | None = None) -> ColumnMap:
+    """The :class:`ColumnMap` from defaults, then the TOML file, then explicit options.
+
+    ``flux_cols`` / ``err_cols``: a pattern with ``{band}`` or one column per band (a sequence or a
+    comma-separated string) in model band order. The redshift is used only if ``needs_redshift``.
+    """
+    bands = tuple(bands)
+    cfg = read_column_toml(toml, bands) if toml is not None else {}
+    flux = _per_band(cfg.get("flux_pattern", DEFAULT_FLUX_PATTERN), bands, "flux", "flux_pattern")
+    err = _per_band(cfg.get("err_pattern", DEFAULT_ERR_PATTERN), bands, "error", "err_pattern")
+    flux.update(cfg.get("flux", {}))
+    err.update(cfg.get("flux_err", {}))
+    if flux_cols is not None:
+        flux = _per_band(_split(flux_cols), bands, "flux", "--flux-cols")
+    if err_cols is not None:
+        err = _per_band(_split(err_cols), bands, "error", "--err-cols")
+    redshift = None
+    if needs_redshift:
+        redshift = redshift_col or cfg.get("redshift") or DEFAULT_REDSHIFT
+        if redshift is True:
+            redshift = DEFAULT_REDSHIFT
+    return ColumnMap(id=id_col or cfg.get("id", DEFAULT_ID), redshift=redshift, bands=bands,
+                     flux=tuple(flux[b] for b in bands), flux_err=tuple(err[b] for b in bands))
+
+
+__all__ = ["ColumnMap", "column_map", "read_column_toml", "DEFAULT_ID", "DEFAULT_REDSHIFT",
+           "DEFAULT_FLUX_PATTERN", "DEFAULT_ERR_PATTERN"]

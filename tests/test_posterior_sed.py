@@ -1,0 +1,121 @@
+"""SED posteriors: encoding, band dropout, configs, per-galaxy checks and the support flag."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sedinfer.errors import CatalogError, ParameterError
+from sedinfer.posterior.card import load_config
+from sedinfer.posterior.encoding import asinh_mag, dropout_mask, encode
+from sedinfer.posterior.galaxies import SEDPosterior
+from sedinfer.posterior.sed import SEDConfig, train_sed_posterior
+from sedinfer.posterior.train import TrainConfig
+from sedinfer.simulate import simulate_catalog
+
+
+def test_asinh_magnitudes_match_pogson_for_bright_sources():
+    beta = torch.tensor([1e-10])
+    flux = torch.tensor([[1e-7], [1e-8]])                   # 17.5 and 20 mag
+    sigma = flux * 0.02
+    mag, err = asinh_mag(flux, sigma, beta)
+    assert torch.allclose(mag, -2.5 * torch.log10(flux), atol=1e-3)
+    assert torch.allclose(err, 2.5 / math.log(10) * 0.02 * torch.ones_like(err), rtol=1e-3)
+    neg, _ = asinh_mag(torch.tensor([[-3e-10]]), torch.tensor([[1e-10]]), beta)
+    assert torch.isfinite(neg).all() and neg.item() > -2.5 * math.log10(1e-10)
+
+
+def test_encode_marks_missing_bands_and_appends_redshift():
+    flux = torch.tensor([[1e-8, float("nan")]])
+    x = encode(flux, torch.tensor([[1e-10, 1e-10]]), torch.tensor([1e-10, 1e-10]), torch.tensor([0.3]))
+    assert x.shape == (1, 7)
+    assert x[0, 2].item() == 1.0 and x[0, 5].item() == 0.0 and x[0, -1].item() == pytest.approx(0.3)
+    assert torch.isfinite(x).all()
+
+
+def test_dropout_mask_keeps_at_least_one_band():
+    mask = dropout_mask(20000, 5, 0.3, torch.Generator().manual_seed(0))
+    assert bool(mask.any(1).all())
+    partial = ~mask.all(1)
+    assert abs(partial.float().mean().item() - 0.3) < 0.02
+    assert bool(((~mask[partial]).sum(1) >= 1).all())
+
+
+def test_config_from_toml(tmp_path):
+    cfg = load_config("configs/sdss_specz.toml")
+    assert cfg.n_simulations >= 1_000_000 and cfg.redshift_mode == "spec"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('bands = ["sdss_r0"]\nn_simulatons = 10\n')
+    with pytest.raises(ParameterError, match="n_simulatons"):
+        load_config(bad)
+    with pytest.raises(ParameterError, match="redshift_mode"):
+        SEDConfig(redshift_mode="both")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    cfg = SEDConfig(n_simulations=6000, band_dropout=0.2, train=TrainConfig(max_epochs=3))
+    sed = train_sed_posterior(cfg, progress=False)
+    path = sed.save(tmp_path_factory.mktemp("model") / "tiny.pt")
+    return SEDPosterior.load(path)
+
+
+@pytest.fixture(scope="module")
+def mock():
+    table = simulate_catalog(40, seed=11, progress=False)
+    flux = np.stack([np.asarray(table[f"flux_{b}"]) for b in SEDConfig().bands], 1)
+    err = np.stack([np.asarray(table[f"flux_err_{b}"]) for b in SEDConfig().bands], 1)
+    return table, flux, err, np.asarray(table["redshift"])
+
+
+def test_infer_outputs_samples_summaries_and_derived(tiny, mock):
+    table, flux, err, z = mock
+    res = tiny.infer(flux, err, z, n_samples=64, seed=0)
+    assert res.samples.shape == (40, 64, len(tiny.names))
+    assert res.ok.all()
+    s = res.summary_table()
+    for name in ("log_mass", "n_dust", "log_mstar", "sfr_100myr", "mass_weighted_age"):
+        assert (s[f"{name}_p16"] <= s[f"{name}_p50"]).all() and (s[f"{name}_p50"] <= s[f"{name}_p84"]).all()
+    # surviving mass is below the mass formed, sample by sample
+    k_mass, k_mstar = tiny.names.index("log_mass"), tiny.names.index("log_mstar")
+    assert (res.samples[..., k_mstar] < res.samples[..., k_mass]).all()
+    low, high = tiny.posterior.low.numpy(), tiny.posterior.high.numpy()
+    theta = res.samples[..., :len(tiny.param_names)]
+    assert ((theta >= low) & (theta <= high)).all()
+
+
+def test_bad_rows_are_reported_not_dropped(tiny, mock):
+    _, flux, err, z = mock
+    flux, err, z = flux[:6].copy(), err[:6].copy(), z[:6].copy()
+    flux[0, 1] = np.nan                  # masked band
+    err[1, 2] = 0.0                      # invalid error
+    z[2] = 3.0                           # outside the trained range
+    flux[3, 0] = -0.5                    # negative flux: valid, kept
+    z[4] = np.nan
+    flux[5, :] = np.inf                  # nothing usable
+    res = tiny.infer(flux, err, z, n_samples=16, seed=0)
+    assert list(res.ok) == [True, False, False, True, False, False]
+    assert res.masked_bands[0] == "sdss_g0"
+    assert "flux_err_sdss_r0=0 is not > 0" in res.reason[1]
+    assert "redshift=3 outside the trained range [0, 1.55]" in res.reason[2]
+    assert "redshift=nan" in res.reason[4]
+    assert "no band" in res.reason[5]
+    assert np.isnan(res.samples[1]).all() and np.isfinite(res.samples[0]).all()
+    with pytest.raises(CatalogError, match="redshift column is required"):
+        tiny.infer(flux, err, None)
+    with pytest.raises(CatalogError, match=r"\(N, 5\)"):
+        tiny.infer(flux[:, :4], err[:, :4], z)
+
+
+def test_out_of_support_flag_fires(tiny, mock):
+    _, flux, err, z = mock
+    typical = tiny.infer(flux, err, z, n_samples=8, seed=0)
+    assert typical.ood.mean() <= 0.05
+    weird = err.copy()
+    weird[:5] = np.abs(flux[:5]) * 1e-5 + 1e-6      # errors far below anything the noise model makes
+    res = tiny.infer(flux[:5], weird[:5], z[:5], n_samples=8, seed=0)
+    assert res.ood.all()
+    assert all("log_amag_err" in f for f in res.ood_features)
