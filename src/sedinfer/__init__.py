@@ -20,7 +20,8 @@ _LAZY = {
     "Filters": ("sedinfer.filters", "Filters"),
     "Prior": ("sedinfer.priors", "Prior"),
 }
-_SUBMODULES = {"sps", "priors", "noise", "filters", "catalog", "units", "errors", "cli"}
+_SUBMODULES = {"sps", "priors", "noise", "filters", "catalog", "units", "errors", "cli", "posterior",
+               "simulate"}
 
 __all__ = ["SPSModel", "Filters", "Prior", "__version__", *sorted(_SUBMODULES)]
 

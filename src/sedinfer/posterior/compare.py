@@ -58,7 +58,9 @@ def c2st(samples_a, samples_b, seed: int = 0, n_folds: int = 5, max_samples: int
     Both sets are subsampled (without replacement) to the same size, at most ``max_samples``
     each, standardised (statistics fitted inside each training fold) and classified by a
     two-hidden-layer MLP (10·D units per layer, early stopping); returns the mean accuracy over
-    ``n_folds`` stratified folds. 0.5: indistinguishable; 1.0: disjoint.
+    ``n_folds`` stratified folds. 0.5: indistinguishable; 1.0: disjoint. The samples should be
+    (nearly) independent: thin MCMC chains by their autocorrelation time first, or near-duplicate
+    neighbours in the training and test folds inflate the accuracy.
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neural_network import MLPClassifier
@@ -165,8 +167,8 @@ def plot_posterior_vs_mcmc(flow_samples, mcmc_samples, names: Sequence[str], tru
     handles = [Line2D([], [], color=c, label=lab) for c, lab in zip(colors, labels, strict=True)]
     if t is not None:
         handles.append(Line2D([], [], color="C3", label="truth"))
-    fig.legend(handles=handles, loc="upper right", fontsize=10, frameon=False)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.98, wspace=0.05, hspace=0.05)
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.95, 0.95), fontsize=12, frameon=False)
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -188,46 +188,41 @@ def _refine(logp: _LogPosterior, x0: np.ndarray, max_iter: int = 200) -> tuple[n
     return x, float(logp(x)[0]), int(res.nfev)
 
 
-def _initial_positions(logp: _LogPosterior, n_walkers: int, n_init: int, n_refine: int, scale: float,
-                       rng: np.random.Generator, seed: int) -> tuple[np.ndarray, int]:
-    """Walkers in a small Gaussian ball (σ = ``scale`` × box width, reflected into the box) around
-    the best of ``n_init`` prior draws, after refining the ``n_refine`` best draws by local
-    optimisation; returns (positions (W, D), evaluations used)."""
+def _initial_positions(logp: _LogPosterior, n_walkers: int, n_init: int, n_refine: int,
+                       seed: int) -> tuple[np.ndarray, int]:
+    """Over-dispersed start: the ``n_walkers`` best of ``n_init`` prior draws by log posterior, the
+    ``n_refine`` best of them moved to their local optimum; returns (positions (W, D), evaluations)."""
     gen = torch.Generator().manual_seed(seed)
-    draws = logp.prior.sample((n_init,), generator=gen, dtype=torch.float64).numpy()
+    draws = logp.prior.sample((max(n_init, n_walkers),), generator=gen, dtype=torch.float64).numpy()
     values = logp(draws)
-    order = np.argsort(-values)
-    best, best_val, n_eval = draws[order[0]], values[order[0]], n_init
-    for i in order[:n_refine]:
-        x, val, n = _refine(logp, draws[i])
+    p = draws[np.argsort(-values)[:n_walkers]]
+    n_eval = len(draws)
+    for i in range(min(n_refine, n_walkers)):
+        p[i], _, n = _refine(logp, p[i])
         n_eval += n
-        if val > best_val:
-            best, best_val = x, val
-    lo, hi = logp.prior.low, logp.prior.high
-    p = best + scale * (hi - lo) * rng.standard_normal((n_walkers, len(best)))
-    p = lo + np.abs(p - lo)
-    p = hi - np.abs(hi - p)
-    return np.clip(p, lo, hi), n_eval   # clipping only matters for scale ≳ 1 (start positions only)
+    return p, n_eval
 
 
 def run_emcee(model, filters, flux: FluxLike, flux_err: FluxLike, redshift: float | None = None, *,
               fixed: Sequence[str] | Mapping[str, float] = ("redshift",), units: str = "nmgy",
               n_walkers: int = 64, n_steps: int = 10_000, burn: int = 2_000, thin: int = 20,
-              n_init: int = 4096, n_refine: int = 4, init_scale: float = 1e-2,
-              initial: np.ndarray | None = None, moves=None, seed: int = 0,
-              progress: bool = False) -> McmcResult:
+              n_init: int = 4096, n_refine: int = 4, initial: np.ndarray | None = None, moves=None,
+              seed: int = 0, progress: bool = False) -> McmcResult:
     """MCMC posterior of one galaxy's free parameters with emcee (vectorised walkers).
 
     ``flux``, ``flux_err`` (B,) in ``units`` (default nanomaggies, the catalog unit), bands in
     ``filters`` order, NaN to skip a band. ``fixed``: names held fixed (values from ``redshift``
     for the redshift) or a mapping name -> value; every other model parameter is sampled under
-    ``model.prior``. Walkers start in a small ball (``init_scale`` × box width) around the best of
-    ``n_init`` prior draws and of local optima (L-BFGS-B) found from the ``n_refine`` best draws,
-    or at ``initial`` (n_walkers, D_free); the first ``burn`` of ``n_steps`` steps are discarded and the rest
-    thinned by ``thin``. ``moves``: emcee proposal moves (default: the stretch move). The defaults
-    (64 walkers × 10,000 steps) follow SEDFLOW's reference chains; for the default model and SDSS
-    ugriz the integrated autocorrelation time is a few hundred steps. Deterministic for a given
-    ``seed``.
+    ``model.prior``. Walkers start over-dispersed, at the ``n_walkers`` best of ``n_init`` prior
+    draws with the ``n_refine`` best moved to local optima (L-BFGS-B), or at ``initial``
+    (n_walkers, D_free). The first ``burn`` of ``n_steps`` steps are discarded and the rest
+    thinned by ``thin``. ``moves``: emcee proposal moves (default: the stretch move).
+    Deterministic for a given ``seed``.
+
+    Convergence is slow for the default model with five bands (most directions are prior
+    dominated, with funnels such as n_dust at tau_ism -> 0): integrated autocorrelation times
+    are several hundred steps, so check :meth:`McmcResult.converged` and compare chains run
+    with different seeds before treating a result as a reference.
     """
     import emcee
 
@@ -245,10 +240,9 @@ def run_emcee(model, filters, flux: FluxLike, flux_err: FluxLike, redshift: floa
     if not (n_steps > 0 and 0 <= burn < n_steps and thin >= 1):
         raise ParameterError(f"need n_steps > 0, 0 <= burn < n_steps and thin >= 1; got n_steps={n_steps}, "
                              f"burn={burn}, thin={thin}")
-    rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     if initial is None:
-        p0, n_eval = _initial_positions(logp, n_walkers, n_init, n_refine, init_scale, rng, seed)
+        p0, n_eval = _initial_positions(logp, n_walkers, n_init, n_refine, seed)
     else:
         p0, n_eval = np.array(initial, dtype=np.float64), 0
         if p0.shape != (n_walkers, ndim):
