@@ -213,7 +213,7 @@ def test_missing_columns_and_bad_options(tiny, cat, cmap, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
-def test_column_maps_from_options_toml_and_units(tiny, cat, reference, tmp_path):
+def test_column_maps_from_options_toml_andcolumn_units(tiny, cat, reference, tmp_path):
     renamed = Table({"objid": cat["id"], "z": cat["redshift"]})
     for band in SDSS_BANDS:
         short = band[5]

@@ -10,6 +10,7 @@ from scipy import stats
 
 from sedinfer.errors import ParameterError
 from sedinfer.posterior import validation as v
+from sedinfer.posterior import validation_plots as vp
 
 M, S, D = 1000, 200, 3
 NOISE = 0.5  # observation noise: x = theta + NOISE * eps, theta ~ N(0, 1)
@@ -166,9 +167,9 @@ def test_report_writes_figures_and_json(tmp_path, calibrated, overconfident):
 def test_plot_functions_return_paths(tmp_path, calibrated):
     samples, truth = calibrated
     levels, cov = v.pp_coverage(samples, truth)
-    assert v.plot_pp(levels, cov, NAMES, tmp_path / "a" / "pp.png").is_file()
+    assert vp.plot_pp(levels, cov, NAMES, tmp_path / "a" / "pp.png").is_file()
     ranks = v.sbc_ranks(samples, truth)
-    assert v.plot_sbc_histograms(ranks, S, NAMES, tmp_path / "sbc.png", n_bins=20).is_file()
+    assert vp.plot_sbc_histograms(ranks, S, NAMES, tmp_path / "sbc.png", n_bins=20).is_file()
     lv, mean, std = v.tarp_bootstrap(samples, truth, BOUNDS, n_boot=20)
-    assert v.plot_tarp(lv, mean, tmp_path / "tarp.png", ecp_std=std).is_file()
+    assert vp.plot_tarp(lv, mean, tmp_path / "tarp.png", ecp_std=std).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "sbc.png", "tarp.png"]

@@ -19,7 +19,6 @@ import functools
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -28,12 +27,20 @@ from pathlib import Path
 
 import numpy as np
 
-from sedinfer.catalog import catalog_columns, catalog_format, iter_catalog_chunks, read_catalog, write_catalog
+from sedinfer.catalog import catalog_columns, catalog_format, iter_catalog_chunks, read_catalog
 from sedinfer.errors import CatalogError, SedinferError
 from sedinfer.posterior.columns import ColumnMap
 from sedinfer.posterior.galaxies import SHIPPED, SEDPosterior, shipped_path
+from sedinfer.posterior.parts import (
+    MANIFEST_VERSION,
+    column_units,
+    open_parts,
+    part_path,
+    write_output,
+    write_part,
+    write_samples,
+)
 
-MANIFEST_VERSION = 1
 OUTPUT_FORMATS = ("parquet", "fits")
 SAMPLES_SUFFIXES = (".h5", ".hdf5")
 
@@ -95,7 +102,7 @@ def process_chunk(task: ChunkTask):
     seeds = row_seeds(task.seed, task.start, len(task.ids))
     res = sp.infer(task.flux, task.flux_err, task.redshift, n_samples=task.n_samples, row_seeds=seeds)
     table = res.summary_table()
-    for name, unit in _units(res.names).items():
+    for name, unit in column_units(res.names).items():
         for tag in ("p16", "p50", "p84"):
             table[f"{name}_{tag}"].unit = unit
     table.add_column(task.ids, name=task.id_name, index=0)
@@ -128,116 +135,6 @@ def _dask_results(tasks: Iterable[ChunkTask], scheduler: str, workers: int | Non
 
 
 # ------------------------------------------------------------------------------ parts + manifest
-def _atomic_json(data: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def _open_parts(parts: Path, manifest: dict, restart: bool) -> set[int]:
-    """Create or reuse the parts directory; the indices of chunks already finished."""
-    if restart and parts.exists():
-        shutil.rmtree(parts)
-    target = parts / "manifest.json"
-    if parts.exists():
-        if not target.is_file() and any(parts.iterdir()):
-            raise CatalogError(f"{parts} exists without a manifest.json; delete it or pass --restart")
-        if target.is_file():
-            old = json.loads(target.read_text())
-            if old != manifest:
-                keys = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
-                raise CatalogError(f"{parts} holds a run with different settings ({', '.join(keys)}); "
-                                   "delete it or pass --restart to start over")
-    parts.mkdir(exist_ok=True)
-    _atomic_json(manifest, target)
-    return {int(p.name[5:11]) for p in parts.glob("part_*.parquet")}
-
-
-def _part(parts: Path, index: int, samples: bool = False) -> Path:
-    return parts / f"part_{index:06d}{'.samples.npy' if samples else '.parquet'}"
-
-
-def _write_part(parts: Path, index: int, table, samples: np.ndarray | None) -> None:
-    """Samples first, the summary last: a chunk is finished when its summary part exists."""
-    if samples is not None:
-        tmp = parts / f".part_{index:06d}.{secrets.token_hex(4)}.tmp.npy"
-        np.save(tmp, samples)
-        os.replace(tmp, _part(parts, index, samples=True))
-    write_catalog(table, _part(parts, index), overwrite=True)
-
-
-def _units(names: tuple[str, ...]) -> dict:
-    import astropy.units as u
-
-    from sedinfer.priors import PARAMETER_INFO
-    from sedinfer.sps.derived import DERIVED_UNITS
-
-    text = {n: DERIVED_UNITS.get(n) or PARAMETER_INFO.get(n, ("", ""))[0] for n in names}
-    return {n: u.Unit(t, parse_strict="silent") for n, t in text.items() if t}
-
-
-def _write_output(parts: list[Path], out: Path, meta: dict) -> None:
-    """Join the summary parts into ``out`` (Parquet streamed, FITS in memory), atomically."""
-    if catalog_format(out) == "fits":
-        from astropy.table import vstack
-
-        table = vstack([read_catalog(p) for p in parts], metadata_conflicts="silent")
-        write_catalog(table, out, overwrite=True, meta=meta)
-        return
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    first = parts[0]
-    lengths: dict[bytes, int] = {}
-    for p in parts:  # astropy reads strings at the width recorded per part: keep the widest
-        for key, value in (pq.read_schema(p).metadata or {}).items():
-            if key.startswith(b"table::len::"):
-                lengths[key] = max(lengths.get(key, 0), int(value))
-    head = read_catalog(first)[:0]
-    probe = out.with_name(f".{out.name}.{secrets.token_hex(4)}.schema.parquet")
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp.parquet")
-    try:
-        write_catalog(head, probe, meta=meta)
-        schema = pq.read_schema(probe)
-        schema = schema.with_metadata({**schema.metadata, **{k: str(v).encode() for k, v in lengths.items()}})
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for p in parts:
-                for batch in pq.ParquetFile(p).iter_batches():
-                    table = pa.Table.from_batches([batch])
-                    if not table.schema.equals(schema, check_metadata=False):
-                        table = table.cast(schema)
-                    writer.write_table(table)
-        os.replace(tmp, out)
-    finally:
-        probe.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
-
-
-def _write_samples(parts: Path, indices: list[int], path: Path, id_name: str, names, meta: dict) -> None:
-    """HDF5 file: ``samples`` (N, S, K) float32, ``id`` (N,), ``names`` (K,); written atomically."""
-    import h5py
-
-    blocks = [np.load(_part(parts, i, samples=True), mmap_mode="r") for i in indices]
-    ids = np.concatenate([np.asarray(read_catalog(_part(parts, i), [id_name])[id_name]) for i in indices])
-    n, s, k = sum(b.shape[0] for b in blocks), blocks[0].shape[1], blocks[0].shape[2]
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp.h5")
-    try:
-        with h5py.File(tmp, "w") as fh:
-            dset = fh.create_dataset("samples", shape=(n, s, k), dtype="f4",
-                                     chunks=(max(1, min(n, 2**18 // max(1, s * k))), s, k))
-            row = 0
-            for block in blocks:
-                dset[row:row + len(block)] = block
-                row += len(block)
-            fh.create_dataset("id", data=ids.astype(h5py.string_dtype()) if ids.dtype.kind in "US" else ids)
-            fh.create_dataset("names", data=np.array(names, dtype=h5py.string_dtype()))
-            fh.attrs.update({k: v for k, v in meta.items() if isinstance(v, (str, int, float))})
-            fh.attrs["names"] = list(names)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # ------------------------------------------------------------------------------ the run
 @dataclass(frozen=True)
 class RunSummary:
@@ -321,7 +218,7 @@ def run_posterior(catalog: str | os.PathLike, out: str | os.PathLike, columns: C
                 "seed": int(seed), "chunk_rows": int(chunk_rows), "columns": columns.to_dict(),
                 "save_samples": samples_path is not None}
     parts = out.with_name(out.name + ".parts")
-    done = _open_parts(parts, manifest, restart)
+    done = open_parts(parts, manifest, restart)
     indices: list[int] = []
     resumed = [0]
 
@@ -343,7 +240,7 @@ def run_posterior(catalog: str | os.PathLike, out: str | os.PathLike, columns: C
         results = (_dask_results(tasks(bar), scheduler, workers, processes) if scheduler
                    else (process_chunk(t) for t in tasks(bar)))
         for index, table, samples in results:
-            _write_part(parts, index, table, samples)
+            write_part(parts, index, table, samples)
             bar.update(len(table))
     if not indices:
         shutil.rmtree(parts)
@@ -363,7 +260,7 @@ def _finish(parts: Path, indices: list[int], out: Path, samples_path: Path | Non
             "catalog": manifest["catalog"]["path"], "n_samples": manifest["n_samples"],
             "seed": manifest["seed"], "column_map": json.dumps(columns.to_dict()),
             "names": json.dumps(list(names)), "quantiles": "16,50,84"}
-    files = [_part(parts, i) for i in indices]
+    files = [part_path(parts, i) for i in indices]
     n_rows = n_failed = n_ood = 0
     failures: list[tuple[str, str]] = []
     for f in files:
@@ -372,9 +269,9 @@ def _finish(parts: Path, indices: list[int], out: Path, samples_path: Path | Non
         n_rows, n_failed, n_ood = n_rows + len(t), n_failed + int(bad.sum()), n_ood + int(np.sum(t["ood"]))
         failures += [(str(i), str(r))
                      for i, r in zip(t[columns.id][bad][:5], t["reason"][bad][:5], strict=True)]
-    _write_output(files, out, meta)
+    write_output(files, out, meta)
     if samples_path is not None:
-        _write_samples(parts, indices, samples_path, columns.id, names, meta)
+        write_samples(parts, indices, samples_path, columns.id, names, meta)
     shutil.rmtree(parts)
     return RunSummary(out, samples_path, n_rows, n_failed, n_ood, len(indices), resumed,
                       time.perf_counter() - start_time, tuple(failures[:5]))
