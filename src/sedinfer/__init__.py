@@ -21,7 +21,7 @@ _LAZY = {
     "Prior": ("sedinfer.priors", "Prior"),
 }
 _SUBMODULES = {"sps", "priors", "noise", "filters", "catalog", "units", "errors", "cli", "posterior",
-               "simulate"}
+               "population", "simulate"}
 
 __all__ = ["SPSModel", "Filters", "Prior", "__version__", *sorted(_SUBMODULES)]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,8 @@ def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: in
     return report
 
 
-def _compare_mcmc(sed, info, x, n_gal, n_samples, steps, seed, outdir: Path, filters) -> dict:
+def _compare_mcmc(sed, info, x, n_gal, n_samples, steps, seed, outdir: Path, filters,
+                  walkers: int = 128) -> dict:
     from sedinfer.posterior.compare import c2st, marginal_ks, plot_posterior_vs_mcmc
     from sedinfer.posterior.mcmc import run_emcee
 
@@ -96,8 +98,11 @@ def _compare_mcmc(sed, info, x, n_gal, n_samples, steps, seed, outdir: Path, fil
     rows = []
     for k, i in enumerate(picks):
         z = float(theta_full[i, iz])
-        res = run_emcee(model64, filters, noisy[i].numpy() * 1e9, sigma[i].numpy() * 1e9, z, n_steps=steps,
-                        burn=steps // 3, thin=10, seed=seed + k, progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # convergence is recorded instead
+            res = run_emcee(model64, filters, noisy[i].numpy() * 1e9, sigma[i].numpy() * 1e9, z,
+                            n_walkers=walkers, n_steps=steps, burn=steps // 4, thin=max(1, steps // 200),
+                            seed=seed + k, progress=False)
         flow = sed.posterior.sample(x[i], n_samples, seed=seed + k).cpu().numpy()
         mc = np.asarray(res.samples)
         ks = marginal_ks(flow, mc, list(sed.param_names))
@@ -106,11 +111,12 @@ def _compare_mcmc(sed, info, x, n_gal, n_samples, steps, seed, outdir: Path, fil
         rows.append({"galaxy": int(i), "redshift": z, "snr_r": float(snr[i]), "c2st": float(acc),
                      "ks": {n: float(v[0]) for n, v in ks.items()}, "mcmc_seconds": float(res.wall_time_s),
                      "acceptance": float(res.acceptance_fraction),
-                     "autocorr_steps_max": float(np.nanmax(res.autocorr_time))})
+                     "autocorr_steps_max": float(np.nanmax(res.autocorr_time)),
+                     "converged_50tau": bool(res.converged())})
         if k == 0:
             truth = np.delete(theta_full[i].numpy(), iz)
             plot_posterior_vs_mcmc(flow, mc, list(sed.param_names), truth, outdir / "posterior_vs_mcmc.png")
-    return {"n_galaxies": len(rows), "steps": steps, "galaxies": rows,
+    return {"n_galaxies": len(rows), "steps": steps, "walkers": walkers, "galaxies": rows,
             "median_c2st": float(np.median([r["c2st"] for r in rows])) if rows else None,
             "median_ks": {n: float(np.median([r["ks"][n] for r in rows])) for n in sed.param_names}
             if rows else None}

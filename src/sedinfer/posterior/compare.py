@@ -88,7 +88,8 @@ def _levels(h: np.ndarray, masses: Sequence[float]) -> list[float]:
     """Density thresholds enclosing ``masses`` of a 2-D histogram (highest-density regions), ascending."""
     flat = np.sort(h.ravel())[::-1]
     cum = np.cumsum(flat) / flat.sum()
-    levels = sorted({float(flat[min(np.searchsorted(cum, m), len(flat) - 1)]) for m in masses})
+    floor = 1e-3 * flat[0]        # a level at zero density would enclose the whole panel
+    levels = sorted({max(float(flat[min(np.searchsorted(cum, m), len(flat) - 1)]), floor) for m in masses})
     return levels if len(levels) > 1 else [levels[0] * 0.999, levels[0]]
 
 

@@ -1,0 +1,312 @@
+"""Population inference (sedinfer.population): flow, losses, forward model, fit, save/load, bad input."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import sedinfer as si
+from sedinfer.errors import CatalogError, ParameterError
+from sedinfer.population import (
+    BlurSchedule,
+    BoxFlow,
+    FitConfig,
+    PopulationWarning,
+    SoftMagnitudeLimit,
+    fit,
+    load,
+    sinkhorn_loss,
+    sliced_wasserstein_loss,
+)
+from sedinfer.population.losses import wasserstein_1d
+from sedinfer.posterior.flow import FlowConfig
+
+SMALL_FLOW = FlowConfig(transforms=4, hidden=(32, 32), bins=8)
+BOX = ([-3.0, -3.0], [3.0, 3.0])
+MIX = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+
+
+def toy(theta: torch.Tensor) -> torch.Tensor:
+    """A differentiable toy simulator: θ (N, 2) -> noiseless AB magnitudes (N, 3)."""
+    return 20.0 + theta @ MIX.T.to(theta.dtype)
+
+
+def toy_catalog(n: int, mean, sd: float, err: float = 0.05, seed: int = 0):
+    """Noisy toy magnitudes (N, 3), their errors, and the true θ (N, 2)."""
+    g = np.random.default_rng(seed)
+    theta = g.normal(mean, sd, size=(n, 2))
+    flux = 10 ** (-0.4 * toy(torch.as_tensor(theta)).numpy())
+    noisy = flux + flux * err / 1.0857 * g.standard_normal(flux.shape)
+    return -2.5 * np.log10(noisy), np.full_like(flux, err), theta
+
+
+def toy_config(**kw) -> FitConfig:
+    base = dict(epochs=30, batch_size=250, n_simulated=250, learning_rate=3e-3, r0=3.0, flow=SMALL_FLOW,
+                monitor_size=500, n_projections=64)
+    return FitConfig(**{**base, **kw})
+
+
+def toy_fit(mags, errs, **kw):
+    cfg = toy_config(**kw.pop("config", {}))
+    return fit(mags, errs, toy, filters=["a", "b", "c"], n_flows=kw.pop("n_flows", 1), config=cfg,
+               bounds=kw.pop("bounds", BOX), progress=False, device="cpu", **kw)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def toy_population():
+    mags, errs, _ = toy_catalog(1000, [1.0, -0.5], 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PopulationWarning)     # a good fit must not warn
+        torch.set_num_threads(1)
+        return toy_fit(mags, errs, n_flows=2, config=dict(epochs=30, steps_per_epoch=2))
+
+
+# ---------------------------------------------------------------------------------- flow
+def test_flow_starts_uniform_and_stays_in_box():
+    low, high = [0.0, -2.0, 7.5], [1.55, 3.0, 13.0]
+    flow = BoxFlow(low, high)
+    theta = flow.sample(20000, torch.Generator().manual_seed(0))
+    assert theta.requires_grad
+    theta = theta.detach()
+    for j in range(3):
+        unit = ((theta[:, j] - low[j]) / (high[j] - low[j])).numpy()
+        assert stats.kstest(unit, "uniform").pvalue > 0.01
+    assert bool(((theta > torch.tensor(low)) & (theta < torch.tensor(high))).all())
+    expected = -np.log(np.prod(np.subtract(high, low)))
+    np.testing.assert_allclose(flow.log_prob(theta[:100]).detach().numpy(), expected, atol=1e-4)
+    assert flow.log_prob(torch.tensor([[2.0, 0.0, 10.0]])).item() == -np.inf
+
+
+def test_flow_samples_stay_in_box_after_perturbation():
+    flow = BoxFlow([0.0, 0.0], [1.0, 2.0], SMALL_FLOW)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 2.0)
+    theta = flow.sample(5000, torch.Generator().manual_seed(2)).detach()
+    assert bool(((theta > 0) & (theta < torch.tensor([1.0, 2.0]))).all())
+
+
+# -------------------------------------------------------------------------------- losses
+@pytest.mark.parametrize("loss", ["sinkhorn", "sliced"])
+def test_losses_zero_for_identical_sets_and_grow_with_shift(loss):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 5, generator=g)
+
+    def value(shift):
+        y = x + shift
+        if loss == "sinkhorn":
+            return sinkhorn_loss(x, y, blur=0.05).item()
+        return sliced_wasserstein_loss(x, y, 128, generator=torch.Generator().manual_seed(3)).item()
+
+    values = [value(s) for s in (0.0, 0.25, 0.5, 1.0)]
+    assert abs(values[0]) < 1e-4
+    assert values[1] < values[2] < values[3]
+    exact = 0.5 * 5 * 1.0**2                   # |Δ|²/2 for a shift of 1 in all 5 dimensions
+    expected = exact if loss == "sinkhorn" else exact / 5     # sliced: E[(v·Δ)²]/2 = |Δ|²/(2D)
+    assert values[3] == pytest.approx(expected, rel=0.1)
+
+
+def uniform(n: int) -> torch.Tensor:
+    return torch.full((n,), 1.0 / n)
+
+
+def test_wasserstein_1d_exact_and_weighted():
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(1, 300, generator=g), torch.randn(1, 300, generator=g) + 0.3
+    sorted_pairs = ((x.sort().values - y.sort().values) ** 2).mean().item()    # W2² of equal-size sets
+    assert wasserstein_1d(x, y, uniform(300), uniform(300)).item() == pytest.approx(sorted_pairs, rel=1e-5)
+    y2 = y[:, :200]
+    same = wasserstein_1d(x, y2, uniform(300), uniform(200)).item()
+    tripled = wasserstein_1d(x, y2.repeat(1, 3), uniform(300), uniform(600)).item()
+    assert tripled == pytest.approx(same, rel=1e-5)
+    dropped = torch.cat([uniform(100), torch.zeros(100)])                      # zero weight = point absent
+    assert wasserstein_1d(x, y2, uniform(300), dropped).item() == pytest.approx(
+        wasserstein_1d(x, y2[:, :100], uniform(300), uniform(100)).item(), rel=1e-5)
+
+
+def test_blur_schedule_follows_popsed():
+    b = BlurSchedule()
+    assert [b(t, 800) for t in (0, 59, 60, 299, 300, 359, 360, 799)] == [0.3, 0.3, 0.25, 0.1, 0.05, 0.05,
+                                                                           0.002, 0.002]
+    assert BlurSchedule(final=None)(799, 800) == 0.05
+
+
+# ------------------------------------------------------------------------------ end to end
+def test_toy_fit_recovers_shifted_gaussian(toy_population):
+    theta = toy_population.sample(6000, seed=1)
+    assert theta.shape == (6000, 2)
+    np.testing.assert_allclose(theta.mean(0).numpy(), [1.0, -0.5], atol=0.08)
+    np.testing.assert_allclose(theta.std(0).numpy(), [0.3, 0.3], atol=0.1)
+    for h in toy_population.history:
+        assert h["monitor_final"] < 0.1 * h["monitor_initial"]
+    assert len(toy_population.members) == 2 and toy_population.config["loss"] == "sinkhorn"
+
+
+def test_sliced_loss_fit_recovers_mean():
+    mags, errs, _ = toy_catalog(600, [-1.0, 0.8], 0.3, seed=3)
+    pop = toy_fit(mags, errs, config=dict(loss="sliced", epochs=30, steps_per_epoch=3))
+    np.testing.assert_allclose(pop.sample(4000, seed=0).mean(0).numpy(), [-1.0, 0.8], atol=0.1)
+
+
+def test_save_load_roundtrip(toy_population, tmp_path):
+    path = toy_population.save(tmp_path / "pop.pt")
+    again = load(path)
+    assert again.param_names == toy_population.param_names
+    assert again.metadata == toy_population.metadata
+    assert FitConfig.from_dict(again.config) == toy_config(epochs=30, steps_per_epoch=2)
+    torch.testing.assert_close(again.sample(500, seed=7), toy_population.sample(500, seed=7))
+    theta = toy_population.sample(10, seed=2)
+    torch.testing.assert_close(again.log_prob(theta), toy_population.log_prob(theta))
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == "sedinfer.population"
+
+
+def test_checkpoint_resume_and_refusal(tmp_path):
+    mags, errs, _ = toy_catalog(300, [0.5, 0.5], 0.3, seed=6)
+    cfg = dict(loss="sliced", epochs=3, steps_per_epoch=2, checkpoint_dir=str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PopulationWarning)
+        first = toy_fit(mags, errs, config=cfg)
+        assert (tmp_path / "member000.pt").exists()
+        again = toy_fit(mags, errs, config=cfg)           # finished member: loaded, not retrained
+        torch.testing.assert_close(first.sample(200, seed=1), again.sample(200, seed=1))
+        assert again.history == first.history
+        with pytest.raises(ParameterError, match="checkpoint"):
+            toy_fit(mags, errs, config={**cfg, "learning_rate": 1e-3})
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_fit_resumes_to_the_same_result(tmp_path):
+    mags, errs, _ = toy_catalog(300, [0.5, 0.5], 0.3, seed=6)
+    cfg = dict(loss="sliced", epochs=4, steps_per_epoch=2, min_loss_drop=1.0)
+    calls = {"n": 0}
+
+    def flaky(theta):
+        calls["n"] += 1
+        if calls["n"] == 7:            # monitor + 2 epochs of 2 steps + 1 step: dies mid-epoch 3
+            raise Interrupt
+        return toy(theta)
+
+    reference = toy_fit(mags, errs, config=cfg)
+    with pytest.raises(Interrupt):
+        fit(mags, errs, flaky, ["a", "b", "c"], n_flows=1, bounds=BOX, progress=False, device="cpu",
+            config=toy_config(**cfg, checkpoint_dir=str(tmp_path)))
+    saved = torch.load(tmp_path / "member000.pt", weights_only=True)
+    assert json.loads(saved["state_json"])["step"] == 4
+    resumed = toy_fit(mags, errs, config={**cfg, "checkpoint_dir": str(tmp_path)})
+    torch.testing.assert_close(resumed.sample(300, seed=3), reference.sample(300, seed=3))
+
+
+def test_real_sps_model_fit_runs(default_model, sdss):
+    prior = si.priors.default_prior(default_model.param_names).replace(
+        redshift=si.priors.Uniform(0.02, 0.3), log_mass=si.priors.Uniform(9.5, 11.5))
+    theta = prior.sample((200,), generator=torch.Generator().manual_seed(0))
+    flux = default_model.photometry(theta, sdss, units="maggies")
+    noise = si.noise.default_noise_model(sdss.names)
+    noisy, sigma = noise.add_noise(flux, torch.Generator().manual_seed(1))
+    noisy, sigma = noisy.numpy().astype(np.float64), sigma.numpy().astype(np.float64)
+    keep = (noisy > 0).all(1)
+    mags, errs = -2.5 * np.log10(noisy[keep]), 1.0857 * sigma[keep] / noisy[keep]
+    cfg = FitConfig(epochs=2, batch_size=100, n_simulated=100, monitor_size=100, flow=SMALL_FLOW,
+                    learning_rate=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PopulationWarning)   # 2 epochs cannot lower the loss much
+        pop = fit(mags, errs, default_model, sdss, n_flows=1, config=cfg, progress=False, device="cpu")
+    samples = pop.sample(1000, seed=0)
+    low, high = default_model.prior.bounds()
+    assert samples.shape == (1000, default_model.ndim)
+    assert pop.param_names == default_model.param_names
+    assert bool(((samples >= low) & (samples <= high)).all())
+    assert np.isfinite(pop.history[0]["epochs"][-1]["loss"])
+
+
+def test_selection_weights_reduce_flux_limit_bias():
+    mags, errs, _ = toy_catalog(2000, [0.0, 0.0], 0.5, seed=2)
+    width = 0.3
+    keep = np.random.default_rng(5).random(len(mags)) < 1 / (1 + np.exp(-(20.0 - mags[:, 0]) / width))
+    mags, errs = mags[keep], errs[keep]
+    cfg = dict(loss="sliced", epochs=40, steps_per_epoch=4, n_simulated=500)
+    box = ([-2.0, -2.0], [1.5, 2.0])
+    plain = toy_fit(mags, errs, bounds=box, config=cfg).sample(5000, seed=0)[:, 0].mean().item()
+    selection = SoftMagnitudeLimit("a", 20.0, width)
+    modelled = toy_fit(mags, errs, bounds=box, config=cfg, selection=selection).sample(5000, seed=0)
+    modelled = modelled[:, 0].mean().item()
+    assert plain < -0.15                          # the flux limit biases θ0 (brighter) when ignored
+    assert abs(modelled) < 0.5 * abs(plain)       # true mean is 0
+
+
+def test_selection_function_checks():
+    mags, errs, _ = toy_catalog(100, [0.0, 0.0], 0.5)
+    with pytest.raises(ParameterError, match="not one of the bands"):
+        toy_fit(mags, errs, selection=SoftMagnitudeLimit("r", 20.0))
+    with pytest.raises(ParameterError, match=r"weights in \[0, 1\]"):
+        toy_fit(mags, errs, selection=lambda m: 2.0 * torch.ones(m.shape[0]),
+                config=dict(epochs=1, batch_size=50))
+
+
+# ------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_magnitudes_name_the_band(bad):
+    mags, errs, _ = toy_catalog(100, [0.0, 0.0], 0.5)
+    mags[7, 1] = bad
+    with pytest.raises(CatalogError, match=r"band 'b' \(column 1\).*row 7"):
+        toy_fit(mags, errs)
+    mags[7, 1] = 20.0
+    errs[3, 2] = np.nan
+    with pytest.raises(CatalogError, match="band 'c'.*magnitude errors"):
+        toy_fit(mags, errs)
+
+
+def test_catalog_smaller_than_batch_warns_and_uses_all():
+    mags, errs, _ = toy_catalog(60, [0.0, 0.0], 0.5)
+    with pytest.warns(PopulationWarning, match="fewer than batch_size=250"):
+        pop = toy_fit(mags, errs, config=dict(loss="sliced", epochs=2, min_loss_drop=1.0))
+    assert pop.metadata["batch_size"] == 60 and pop.metadata["steps_per_epoch"] == 1
+
+
+def test_filter_count_mismatch_names_both(sdss, default_model):
+    mags, errs, _ = toy_catalog(50, [0.0, 0.0], 0.5)
+    with pytest.raises(CatalogError, match=r"3 magnitude columns but the filters have 5 bands"):
+        fit(mags, errs, default_model, sdss, n_flows=1, progress=False)
+    with pytest.raises(CatalogError, match=r"3 magnitude columns but the filters have 2 bands \['a', 'b'\]"):
+        fit(mags, errs, toy, ["a", "b"], bounds=BOX, progress=False)
+
+
+def test_box_excluding_the_data_warns():
+    mags, errs, _ = toy_catalog(400, [1.0, -0.5], 0.3, seed=4)
+    with pytest.warns(PopulationWarning, match="the loss did not fall.*prior box may exclude the data"):
+        toy_fit(mags, errs, bounds=([-3.0, -3.0], [-2.0, -2.0]), config=dict(loss="sliced", epochs=20,
+                                                                              steps_per_epoch=2))
+
+
+def test_noise_options():
+    mags, errs, _ = toy_catalog(200, [0.0, 0.0], 0.5)
+    quick = dict(loss="sliced", epochs=1, batch_size=100, min_loss_drop=1.0)
+    pop = toy_fit(mags, errs, noise=None, config=quick)
+    assert pop.metadata["noise_model"] is None and len(pop.metadata["softening_maggies"]) == 3
+    with pytest.raises(ParameterError, match="no default depth"):
+        toy_fit(mags, errs, noise="depth")
+    with pytest.raises(ParameterError, match="noise must be"):
+        toy_fit(mags, errs, noise="loud")
+
+
+def test_callable_needs_a_box():
+    mags, errs, _ = toy_catalog(50, [0.0, 0.0], 0.5)
+    with pytest.raises(ParameterError, match="bounds"):
+        fit(mags, errs, toy, ["a", "b", "c"], progress=False)
