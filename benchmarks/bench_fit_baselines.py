@@ -116,6 +116,19 @@ def fit_bagpipes(flux: np.ndarray, err: np.ndarray, n_live: int) -> dict:
             "n_free": 9, "log_mass_16_50_84": [round(float(v), 3) for v in q], "log_mass_true": TRUTH[1]}
 
 
+def fit_timings(steps: int = 20_000, walkers: int = 256, skip_bagpipes: bool = False, n_live: int = 400,
+                seed: int = 0) -> dict[str, float]:
+    """Wall seconds of each single-galaxy fit on the same mock galaxy (used by bench_posterior.py)."""
+    model = si.SPSModel().double()
+    flux, err = mock_galaxy(model, si.Filters(list(BANDS)), seed)
+    out = {f"emcee on sedinfer's model ({walkers} walkers x {steps} steps)":
+           fit_emcee(flux, err, steps, walkers, seed)["seconds"]}
+    if not skip_bagpipes:
+        res = fit_bagpipes(flux, err, n_live)
+        out[f"{res['fit']}, {n_live} live points"] = res["seconds"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20_000, help="emcee steps per walker (burn-in: a quarter)")

@@ -59,6 +59,8 @@ def add_validate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mcmc-steps", type=int, default=3000, help="emcee steps per galaxy (default: 3000)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the held-out set (default: config seed + offset)")
+    p.add_argument("--min-snr", type=float, default=0.0,
+                   help="calibrate only on galaxies with r-band S/N >= this (default: all)")
     p.add_argument("--update-card", action="store_true", help="write the numbers into the model card")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -73,7 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise SedinferError(f"--n must be >= 100 and --samples >= 10, got {args.n} and {args.samples}")
     sed = SEDPosterior.load(args.model)
     report = validate_sed_posterior(sed, args.out, n=args.n, n_samples=args.samples, seed=args.seed,
-                                    n_mcmc=args.mcmc, mcmc_steps=args.mcmc_steps,
+                                    n_mcmc=args.mcmc, mcmc_steps=args.mcmc_steps, min_snr=args.min_snr,
                                     progress=not args.no_progress)
     passed = report.get("passes", {})
     print(f"wrote {args.out}/validation.json; targets: " + ", ".join(f"{k}: {'PASS' if v else 'FAIL'}"

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sedinfer.posterior.card import write_text_atomic
 
@@ -55,8 +56,14 @@ def _recovery_plot(truth: np.ndarray, samples: np.ndarray, names, path: Path, ma
 
 def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: int = 1000,
                            seed: int | None = None,
-                           n_mcmc: int = 0, mcmc_steps: int = 3000, progress: bool = True) -> dict:
-    """Run the checks above; write figures and ``validation.json`` into ``outdir``; return the numbers."""
+                           n_mcmc: int = 0, mcmc_steps: int = 3000, min_snr: float = 0.0,
+                           progress: bool = True) -> dict:
+    """Run the checks above; write figures and ``validation.json`` into ``outdir``; return the numbers.
+
+    ``min_snr`` > 0 restricts the calibration set to galaxies whose r-band (else first band)
+    S/N is at least that (drawn from a larger pool): the regime where the data, not the prior,
+    shape the posterior.
+    """
     from sedinfer.filters import Filters
     from sedinfer.posterior.sed import SEDConfig, training_set
     from sedinfer.posterior.validation import calibration_report
@@ -65,7 +72,14 @@ def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: in
     outdir.mkdir(parents=True, exist_ok=True)
     config = dataclasses.replace(SEDConfig.from_dict(sed.meta["config"]), band_dropout=0.0)
     seed = config.seed + VALIDATION_SEED_OFFSET if seed is None else seed
-    theta, x, info = training_set(config, n=n, seed=seed, progress=progress)
+    pool = n if min_snr <= 0 else 40 * n
+    theta, x, info = training_set(config, n=pool, seed=seed, progress=progress)
+    if min_snr > 0:
+        r = list(sed.bands).index("sdss_r0") if "sdss_r0" in sed.bands else 0
+        keep = torch.nonzero(info["noisy"][:, r] / info["sigma"][:, r] >= min_snr)[:n, 0]
+        theta, x = theta[keep], x[keep]
+        info = {**info, **{k: info[k][keep] for k in ("noisy", "sigma", "theta_full")}}
+        n = len(keep)
     start = time.perf_counter()
     samples = sed.posterior.sample(x, n_samples, seed=seed).cpu().numpy()
     sample_seconds = time.perf_counter() - start
@@ -74,6 +88,7 @@ def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: in
     report = calibration_report(samples, theta.numpy(), names, bounds, outdir, seed=seed)
     _recovery_plot(theta.numpy(), samples, names, outdir / "recovery.png")
     report["held_out_seed"] = seed
+    report["min_snr_r"] = min_snr
     report["sampling"] = {"n_galaxies": n, "n_samples": n_samples, "seconds": round(sample_seconds, 2),
                           "samples_per_second": round(n * n_samples / sample_seconds)}
     if n_mcmc:

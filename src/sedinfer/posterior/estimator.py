@@ -163,6 +163,7 @@ class Posterior(torch.nn.Module):
         os.close(fd)
         try:
             torch.save(payload, tmp)
+            os.chmod(tmp, 0o644)             # mkstemp makes 0600; a model file is for everyone to read
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
