@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,27 +18,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sedinfer.errors import ParameterError, SedinferError
+from sedinfer.atomic import load_versioned, save_torch
+from sedinfer.errors import ParameterError
 from sedinfer.population.flow import BoxFlow
 from sedinfer.posterior.flow import FlowConfig
 
 FORMAT = "sedinfer.population"
 FORMAT_VERSION = 1
-
-
-def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 class Population(torch.nn.Module):
@@ -128,7 +113,7 @@ class Population(torch.nn.Module):
             "members": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in self.members],
             "metadata_json": json.dumps(self.metadata),
         }
-        return save_atomic(payload, path)
+        return save_torch(payload, path)
 
     def __repr__(self) -> str:
         return f"Population(n_flows={self.n_flows}, params={list(self.param_names)})"
@@ -136,18 +121,7 @@ class Population(torch.nn.Module):
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Population:
     """Read a :class:`Population` written by :meth:`Population.save` (no arbitrary pickles)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SedinferError(f"no population file at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - report any unreadable file the same way
-        raise SedinferError(f"{path} is not a readable sedinfer population file: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise SedinferError(f"{path} is not a sedinfer population file (format {FORMAT!r} expected)")
-    if payload["format_version"] > FORMAT_VERSION:
-        raise SedinferError(f"{path} has format version {payload['format_version']}; this sedinfer reads up "
-                            f"to {FORMAT_VERSION}: upgrade sedinfer")
+    payload = load_versioned(path, FORMAT, FORMAT_VERSION, "population", device="cpu")
     config = FlowConfig.from_dict(payload["flow_config"])
     members = []
     for state in payload["members"]:
@@ -157,4 +131,4 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Populat
     return Population(members, json.loads(payload["metadata_json"])).to(device).eval()
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Population", "load", "save_atomic"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Population", "load"]

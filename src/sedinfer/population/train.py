@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from sedinfer.atomic import save_torch
 from sedinfer.errors import ParameterError, SedinferError
 from sedinfer.noise import anti_annealing_factor
-from sedinfer.population.ensemble import save_atomic
 from sedinfer.population.flow import BoxFlow
 from sedinfer.population.forward import ForwardModel
 from sedinfer.population.losses import population_loss
@@ -158,14 +158,14 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
             bar.set_postfix(loss=f"{loss_sum / done_in_epoch:.4g}", blur=blur, R=f"{r:.2f}")
             loss_sum, kept_sum = 0.0, 0
             if checkpoint is not None and state["step"] < total:
-                save_atomic(_state_dict(flow, opt, sched, [gen], state, fp), checkpoint)
+                save_torch(_state_dict(flow, opt, sched, [gen], state, fp), checkpoint)
     bar.close()
     flow.eval()
     if not state["done"]:
         state["monitor_final"], state["done"] = monitor(flow), True
         state["seconds"] = round(time.perf_counter() - start, 3)
         if checkpoint is not None:
-            save_atomic(_state_dict(flow, opt, sched, [gen], state, fp), checkpoint)
+            save_torch(_state_dict(flow, opt, sched, [gen], state, fp), checkpoint)
     return flow, {k: state[k] for k in ("seed", "monitor_initial", "monitor_final", "monitor_floor",
                                         "seconds", "epochs")}
 

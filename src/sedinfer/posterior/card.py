@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from sedinfer.atomic import write_text
 from sedinfer.errors import ParameterError
 
 
@@ -45,14 +45,6 @@ def load_config(path: str | os.PathLike):
         raise ParameterError(f"{path}: {exc}") from None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def card_paths(model_path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(model_path)
     return p.with_suffix(".card.md"), p.with_suffix(".card.json")
@@ -77,7 +69,7 @@ def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: d
         "config": sed["config"],
         "validation": validation,
     }
-    write_text_atomic(json_path, json.dumps(card, indent=2) + "\n")
+    write_text(json_path, json.dumps(card, indent=2) + "\n")
     t = card["training"]
     lines = [
         f"# Model card: {card['name']}", "",
@@ -100,8 +92,8 @@ def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: d
         lines += ["## Validation", "", "```json", json.dumps(validation, indent=2), "```", ""]
     else:
         lines += ["## Validation", "", "Not yet run: `sedinfer validate --model <file>`.", ""]
-    write_text_atomic(md_path, "\n".join(lines))
+    write_text(md_path, "\n".join(lines))
     return md_path
 
 
-__all__ = ["load_config", "read_toml", "write_model_card", "card_paths", "write_text_atomic"]
+__all__ = ["load_config", "read_toml", "write_model_card", "card_paths"]

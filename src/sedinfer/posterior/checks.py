@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sedinfer.posterior.card import write_text_atomic
+from sedinfer.atomic import save_figure, write_text
 
 VALIDATION_SEED_OFFSET = 7_919_000  # held-out simulations: config seed + this
 
@@ -48,10 +48,7 @@ def _recovery_plot(truth: np.ndarray, samples: np.ndarray, names, path: Path, ma
         ax.set_xlabel(f"true {names[j]}")
         ax.set_ylabel("posterior median")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: int = 1000,
@@ -94,7 +91,7 @@ def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: in
     if n_mcmc:
         report["mcmc"] = _compare_mcmc(sed, info, x, n_mcmc, n_samples, mcmc_steps, seed, outdir,
                                        Filters(list(config.bands)))
-    write_text_atomic(outdir / "validation.json", json.dumps(report, indent=2, default=float) + "\n")
+    write_text(outdir / "validation.json", json.dumps(report, indent=2, default=float) + "\n")
     return report
 
 

@@ -12,13 +12,12 @@ p-values are optimistic about the difference (treat them as a ranking, not a cal
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from sedinfer.atomic import save_figure
 from sedinfer.errors import ParameterError
 
 CONTOUR_MASS = (0.68, 0.95)  # probability mass inside the 2-D contours of the corner plot
@@ -171,18 +170,7 @@ def plot_posterior_vs_mcmc(flow_samples, mcmc_samples, names: Sequence[str], tru
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.98, wspace=0.05, hspace=0.05)
     fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.95, 0.95), fontsize=12, frameon=False)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 __all__ = ["marginal_ks", "c2st", "plot_posterior_vs_mcmc", "CONTOUR_MASS"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sedinfer.errors import ParameterError, SedinferError
+from sedinfer.atomic import load_versioned, save_torch
+from sedinfer.errors import ParameterError
 from sedinfer.posterior.flow import FlowConfig, build_flow
 
 FORMAT = "sedinfer.posterior"
@@ -158,33 +158,12 @@ class Posterior(torch.nn.Module):
             "metadata_json": json.dumps(self.metadata),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.chmod(tmp, 0o644)             # mkstemp makes 0600; a model file is for everyone to read
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return save_torch(payload, path)
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Posterior:
     """Read a :class:`Posterior` written by :meth:`Posterior.save` (no arbitrary pickles)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SedinferError(f"no posterior model file at {path}")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - report any unreadable file the same way
-        raise SedinferError(f"{path} is not a readable sedinfer posterior file: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise SedinferError(f"{path} is not a sedinfer posterior file (format {FORMAT!r} expected)")
-    if payload["format_version"] > FORMAT_VERSION:
-        raise SedinferError(f"{path} has format version {payload['format_version']}; this sedinfer reads "
-                            f"up to {FORMAT_VERSION}: upgrade sedinfer")
+    payload = load_versioned(path, FORMAT, FORMAT_VERSION, "posterior model", device=device)
     state = payload["state_dict"]
     post = Posterior(state["low"], state["high"], state["x_mean"], state["x_std"], state["u_mean"],
                      state["u_std"], FlowConfig.from_dict(payload["flow_config"]), payload["param_names"],

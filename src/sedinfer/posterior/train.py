@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from sedinfer.atomic import save_torch
 from sedinfer.errors import ParameterError
 from sedinfer.posterior.estimator import UNIT_EPS, Posterior, as_tensor_2d
 from sedinfer.posterior.flow import FlowConfig
@@ -69,12 +70,6 @@ def _fingerprint(n: int, d: int, c: int, flow: FlowConfig, cfg: TrainConfig) -> 
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("max_epochs", "patience")}
     text = json.dumps([n, d, c, flow.to_dict(), settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _mean_nll(post: Posterior, u: Tensor, x: Tensor, batch: int) -> float:
@@ -179,7 +174,7 @@ def train(theta, x, bounds, *, flow: FlowConfig = FlowConfig(), config: TrainCon
         bar.update(1)
         bar.set_postfix(train=f"{train_nll:.3f}", val=f"{val_nll:.3f}", best=f"{state['best_val']:.3f}")
         if ckpt is not None:
-            _save_atomic({**state, "history": json.dumps(state["history"]), "fingerprint": fingerprint,
+            save_torch({**state, "history": json.dumps(state["history"]), "fingerprint": fingerprint,
                           "flow": post.flow.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "rng": torch.get_rng_state()}, ckpt)
     bar.close()

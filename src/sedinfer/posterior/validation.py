@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
+from sedinfer.atomic import write_text
 from sedinfer.errors import ParameterError
 
 SBC_ALPHA = 0.01  # family-wise error rate of the SBC uniformity tests
@@ -232,13 +232,6 @@ def tarp_max_deviation(levels, ecp) -> float:
 # ---------------------------------------------------------------- figures and report
 
 
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def _r(x, digits: int = 5):
     return [round(float(v), digits) for v in np.ravel(x)]
 
@@ -299,7 +292,7 @@ def calibration_report(samples, truth, names: Sequence[str], bounds, outdir: str
                    "sbc_no_rejection": not any(sbc["rejected"])},
         "figures": {k: p.name for k, p in figures.items()},
     }
-    _write_json(outdir / "calibration.json", report)
+    write_text(outdir / "calibration.json", json.dumps(report, indent=2) + "\n")
     return report
 
 

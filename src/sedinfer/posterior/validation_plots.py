@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
+from sedinfer.atomic import save_figure
 from sedinfer.posterior.validation import TARP_TOLERANCE, _rank_histogram
-
-
-def _save_figure(fig, path: str | os.PathLike) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def _pyplot():
@@ -54,7 +37,7 @@ def plot_pp(levels, coverage, names: Sequence[str], path: str | os.PathLike,
     ax.set(xlabel="credibility level", ylabel="fraction of truths inside", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=7, frameon=False, loc="upper left")
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sbc_histograms(ranks, n_samples: int, names: Sequence[str], path: str | os.PathLike,
@@ -79,7 +62,7 @@ def plot_sbc_histograms(ranks, n_samples: int, names: Sequence[str], path: str |
         ax.set_yticks([])
         ax.set_xlabel("rank", fontsize=8)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_tarp(levels, ecp, path: str | os.PathLike, ecp_std=None, tolerance: float = TARP_TOLERANCE) -> Path:
@@ -99,7 +82,7 @@ def plot_tarp(levels, ecp, path: str | os.PathLike, ecp_std=None, tolerance: flo
     ax.set(xlabel="credibility level", ylabel="expected coverage", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=7, frameon=False, loc="upper left")
     fig.tight_layout()
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 __all__ = ["plot_pp", "plot_sbc_histograms", "plot_tarp"]
