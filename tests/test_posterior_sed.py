@@ -150,3 +150,19 @@ def test_shipped_model_loads_recovers_bright_galaxies_and_has_a_card(tmp_path):
     assert np.median(err) < 0.3
     inside = (table["log_mass"] >= out["log_mass_p16"]) & (table["log_mass"] <= out["log_mass_p84"])
     assert 0.5 < inside.mean() < 0.85        # 68% intervals cover about 68% of the truths
+
+
+def test_shipped_photz_model_infers_redshift_without_one():
+    from sedinfer.catalog import read_catalog
+    from sedinfer.cli_posterior import demo_catalog
+
+    sed = SEDPosterior.load("sdss-photz")
+    assert sed.redshift_mode == "phot" and "redshift" in sed.param_names
+    table = read_catalog(demo_catalog())
+    flux = np.stack([np.asarray(table[f"flux_{b}"]) for b in sed.bands], 1)
+    err = np.stack([np.asarray(table[f"flux_err_{b}"]) for b in sed.bands], 1)
+    res = sed.infer(flux, err, None, n_samples=200, seed=0, derived=False)
+    z_true = np.asarray(table["redshift"])
+    z_med = np.median(res.samples[..., sed.param_names.index("redshift")], axis=1)
+    bright = flux[:, 2] / err[:, 2] > 20
+    assert np.median(np.abs(z_med - z_true)[bright] / (1 + z_true[bright])) < 0.1
