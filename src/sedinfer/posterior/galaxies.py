@@ -106,10 +106,12 @@ class SEDPosterior:
     def model(self):
         """The forward model the flow was trained with (built on first use)."""
         if self._model is None:
+            import dataclasses
+
             from sedinfer.posterior.sed import SEDConfig
 
             cfg = SEDConfig.from_dict(self.meta["config"])
-            self._model = SEDConfig(model=cfg.model, prior=self.meta["prior"]).build_model()
+            self._model = dataclasses.replace(cfg, prior=self.meta["prior"]).build_model()
         return self._model
 
     # ------------------------------------------------------------------ persistence
