@@ -47,6 +47,7 @@ def toy_catalog(n: int, mean, sd: float, err: float = 0.05, seed: int = 0):
 
 def toy_config(**kw) -> FitConfig:
     base = dict(epochs=30, batch_size=250, n_simulated=250, learning_rate=3e-3, r0=3.0, flow=SMALL_FLOW,
+                loss="sinkhorn",
                 monitor_size=500, n_projections=64)
     return FitConfig(**{**base, **kw})
 
@@ -115,7 +116,7 @@ def test_losses_zero_for_identical_sets_and_grow_with_shift(loss):
     assert abs(values[0]) < 1e-4
     assert values[1] < values[2] < values[3]
     exact = 0.5 * 5 * 1.0**2                   # |Δ|²/2 for a shift of 1 in all 5 dimensions
-    expected = exact if loss == "sinkhorn" else exact / 5     # sliced: E[(v·Δ)²]/2 = |Δ|²/(2D)
+    expected = exact                  # sliced: D·E[(v·Δ)²]/2 = |Δ|²/2, as Sinkhorn
     assert values[3] == pytest.approx(expected, rel=0.1)
 
 
@@ -310,3 +311,16 @@ def test_callable_needs_a_box():
     mags, errs, _ = toy_catalog(50, [0.0, 0.0], 0.5)
     with pytest.raises(ParameterError, match="bounds"):
         fit(mags, errs, toy, ["a", "b", "c"], progress=False)
+
+
+def test_sample_and_log_prob_matches_log_prob_and_kl_starts_at_zero():
+    flow = BoxFlow([0.0, 7.5], [0.8, 13.0], SMALL_FLOW)
+    g = torch.Generator().manual_seed(0)
+    theta, log_q = flow.sample_and_log_prob(2000, g)
+    assert torch.allclose(log_q, -torch.full_like(log_q, flow.log_volume()), atol=1e-4)   # uniform at start
+    with torch.no_grad():                        # perturb the flow: densities still agree with log_prob
+        for p in flow.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    theta, log_q = flow.sample_and_log_prob(500, g)
+    assert torch.allclose(log_q, flow.log_prob(theta), atol=2e-3)
+    assert float(log_q.detach().mean()) + flow.log_volume() > 0     # KL(q || uniform) > 0 once it moved

@@ -134,6 +134,15 @@ def test_burst_derived_quantities():
     assert d["mass_weighted_age"][1].item() == pytest.approx(2.0, rel=0.12)
 
 
+def test_mass_weighted_age_never_exceeds_the_age_of_the_universe():
+    model = si.SPSModel()
+    theta = model.prior.sample((4000,), generator=torch.Generator().manual_seed(0))
+    theta[:, 7] = 13.0                                   # bursts asked for before the Big Bang
+    d = model.derived(theta)
+    assert (d["mass_weighted_age"] <= d["t_age"] + 1e-5).all()
+    assert (d["mass_weighted_age"] > 0).all()
+
+
 def test_calzetti_reference_values():
     from sedinfer.sps.dust import calzetti_k, drude_profile
 

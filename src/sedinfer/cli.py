@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sedinfer import __version__, cli_posterior, cli_train
+from sedinfer import __version__, cli_population, cli_posterior, cli_train
 from sedinfer.errors import SedinferError
 
 PROG = "sedinfer"
@@ -162,6 +162,8 @@ COMMANDS: list[Command] = [
             cli_train.add_validate, cli_train.cmd_validate),
     Command("posterior", "posterior summaries (and samples) of every galaxy in a catalog",
             cli_posterior.add_posterior, cli_posterior.cmd_posterior),
+    Command("population", "the joint distribution of galaxy properties behind a photometric catalog (PopSED)",
+            cli_population.add_population, cli_population.cmd_population),
 ]
 """The subcommands, in help order. Later subcommands are appended here."""
 

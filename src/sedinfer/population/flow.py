@@ -117,6 +117,21 @@ class BoxFlow(torch.nn.Module):
         u = self.flow().transform.inv(eps)
         return self.to_box(u)
 
+    def sample_and_log_prob(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``n`` draws θ (n, D) and their log q(θ) (n,), both differentiable (one flow pass)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ParameterError(f"n must be a positive integer, got {n!r}")
+        eps = torch.randn(n, self.dim, generator=generator, device=self.low.device)
+        dist = self.flow()
+        u, ladj = dist.transform.inv.call_and_ladj(eps)
+        log_phi = -0.5 * u**2 - _LOG_SQRT_2PI
+        log_jac = (torch.log(self.high - self.low) + math.log(1 - 2 * UNIT_EPS) + log_phi).sum(-1)
+        return self.to_box(u), dist.base.log_prob(eps) - ladj - log_jac
+
+    def log_volume(self) -> float:
+        """log of the box volume: the entropy of the uniform distribution over the box (nats)."""
+        return float(torch.log(self.high - self.low).sum())
+
     def log_prob(self, theta: Tensor) -> Tensor:
         """log q(θ) (...,) for θ (..., D); -inf outside the box."""
         theta = torch.as_tensor(theta, dtype=torch.float32, device=self.low.device)

@@ -135,7 +135,10 @@ def wasserstein_1d(x: Tensor, y: Tensor, x_weights: Tensor, y_weights: Tensor) -
 def sliced_wasserstein_loss(x: Tensor, y: Tensor, n_projections: int = 256, x_weights: Tensor | None = None,
                             y_weights: Tensor | None = None, generator: torch.Generator | None = None
                             ) -> Tensor:
-    """Sliced W2² / 2 between x (N, B) and y (M, B) over ``n_projections`` random directions.
+    """Sliced W2² between x (N, B) and y (M, B) over ``n_projections`` random directions, times B/2.
+
+    The factor B makes it comparable with the Sinkhorn loss (≈ W2²/2): for two distributions
+    that differ by a shift Δ, E over directions of (v·Δ)² is |Δ|²/B, so both equal |Δ|²/2.
 
     ``generator`` (on x's device) draws the directions; fresh directions each call make the
     loss an unbiased estimate of the sliced distance. Returns a scalar tensor.
@@ -146,7 +149,7 @@ def sliced_wasserstein_loss(x: Tensor, y: Tensor, n_projections: int = 256, x_we
     a = _weights(x_weights, x.shape[0], x, "x_weights")
     b = _weights(y_weights, y.shape[0], y, "y_weights")
     dirs = random_directions(n_projections, x.shape[1], generator, x.dtype, x.device)
-    return 0.5 * wasserstein_1d(dirs @ x.T, dirs @ y.T, a, b).mean()
+    return 0.5 * x.shape[1] * wasserstein_1d(dirs @ x.T, dirs @ y.T, a, b).mean()
 
 
 def population_loss(kind: str, x: Tensor, y: Tensor, *, blur: float, scaling: float = 0.5,

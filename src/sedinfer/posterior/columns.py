@@ -38,10 +38,10 @@ TOML_KEYS = ("id", "redshift", "flux_pattern", "err_pattern", "flux", "flux_err"
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """Catalog column names: ``id``, ``redshift`` (None when not used) and, per band of ``bands``
-    (model order), ``flux`` and ``flux_err`` (nanomaggies)."""
+    """Catalog column names: ``id`` and ``redshift`` (each None when not used) and, per band of
+    ``bands`` (model order), ``flux`` and ``flux_err`` (nanomaggies)."""
 
-    id: str
+    id: str | None
     redshift: str | None
     bands: tuple[str, ...]
     flux: tuple[str, ...]
@@ -49,7 +49,8 @@ class ColumnMap:
 
     def required(self) -> list[str]:
         """All columns to read, without repeats, in a stable order."""
-        names = [self.id, *([self.redshift] if self.redshift else []), *self.flux, *self.flux_err]
+        names = [*([self.id] if self.id else []), *([self.redshift] if self.redshift else []), *self.flux,
+                 *self.flux_err]
         return list(dict.fromkeys(names))
 
     def to_dict(self) -> dict:
@@ -60,7 +61,8 @@ class ColumnMap:
         """Raise :class:`CatalogError` listing the expected columns if any is missing."""
         missing = [c for c in self.required() if c not in set(available)]
         if missing:
-            expected = [f"id: {self.id}"] + ([f"redshift: {self.redshift}"] if self.redshift else [])
+            expected = [f"id: {self.id}"] if self.id else []
+            expected += [f"redshift: {self.redshift}"] if self.redshift else []
             expected += [f"{b}: {f} ± {e}"
                          for b, f, e in zip(self.bands, self.flux, self.flux_err, strict=True)]
             raise CatalogError(
@@ -70,8 +72,8 @@ class ColumnMap:
 
     def arrays(self, table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """``(ids (N,), flux (N, B), flux_err (N, B), redshift (N,) or None)`` from a Table;
-        fluxes in nanomaggies (float64), empty cells as NaN."""
-        ids = np.asarray(table[self.id])
+        fluxes in nanomaggies (float64), empty cells as NaN; row numbers as ids without an id column."""
+        ids = np.asarray(table[self.id]) if self.id else np.arange(len(table))
         flux = np.stack([_numeric(table[c], c, flux=True) for c in self.flux], axis=1)
         err = np.stack([_numeric(table[c], c, flux=True) for c in self.flux_err], axis=1)
         z = _numeric(table[self.redshift], self.redshift, flux=False) if self.redshift else None

@@ -104,6 +104,17 @@ def _contour(ax, x, y, rng2, color: str, bins: int = 40) -> None:
     ax.contour(xc, yc, h.T, levels=_levels(h, CONTOUR_MASS), colors=[color], linewidths=1.0)
 
 
+def lower_triangle(axes):
+    """Yield (i, j, ax) for the diagonal and lower panels of a corner grid; hide the upper ones."""
+    d = axes.shape[0]
+    for i in range(d):
+        for j in range(d):
+            if j > i:
+                axes[i, j].set_visible(False)
+            else:
+                yield i, j, axes[i, j]
+
+
 def plot_posterior_vs_mcmc(flow_samples, mcmc_samples, names: Sequence[str], truth, path: str | Path,
                            labels: tuple[str, str] = ("flow", "MCMC"), bins: int = 40,
                            colors: tuple[str, str] = ("C0", "k")) -> Path:
@@ -134,36 +145,31 @@ def plot_posterior_vs_mcmc(flow_samples, mcmc_samples, names: Sequence[str], tru
 
     size = max(1.6 * d, 4.0)
     fig, axes = plt.subplots(d, d, figsize=(size, size), squeeze=False)
-    for i in range(d):
-        for j in range(d):
-            ax = axes[i, j]
-            if j > i:
-                ax.set_visible(False)
-                continue
-            if i == j:
-                for s, c in zip(sets, colors, strict=True):
-                    ax.hist(s[:, i], bins=bins, range=(lo[i], hi[i]), density=True, histtype="step", color=c)
-                ax.set_yticks([])
-                if t is not None:
-                    ax.axvline(t[i], color="C3", lw=1)
-            else:
-                for s, c in zip(sets, colors, strict=True):
-                    _contour(ax, s[:, j], s[:, i], [[lo[j], hi[j]], [lo[i], hi[i]]], c, bins)
-                if t is not None:
-                    ax.axvline(t[j], color="C3", lw=0.8)
-                    ax.axhline(t[i], color="C3", lw=0.8)
-                    ax.plot(t[j], t[i], "s", color="C3", ms=3)
-                ax.set_ylim(lo[i], hi[i])
-                if j == 0:
-                    ax.set_ylabel(names[i], fontsize=8)
-            ax.set_xlim(lo[j], hi[j])
-            ax.tick_params(labelsize=6)
-            if i == d - 1:
-                ax.set_xlabel(names[j], fontsize=8)
-            else:
-                ax.set_xticklabels([])
-            if j > 0:
-                ax.set_yticklabels([])
+    for i, j, ax in lower_triangle(axes):
+        if i == j:
+            for s, c in zip(sets, colors, strict=True):
+                ax.hist(s[:, i], bins=bins, range=(lo[i], hi[i]), density=True, histtype="step", color=c)
+            ax.set_yticks([])
+            if t is not None:
+                ax.axvline(t[i], color="C3", lw=1)
+        else:
+            for s, c in zip(sets, colors, strict=True):
+                _contour(ax, s[:, j], s[:, i], [[lo[j], hi[j]], [lo[i], hi[i]]], c, bins)
+            if t is not None:
+                ax.axvline(t[j], color="C3", lw=0.8)
+                ax.axhline(t[i], color="C3", lw=0.8)
+                ax.plot(t[j], t[i], "s", color="C3", ms=3)
+            ax.set_ylim(lo[i], hi[i])
+            if j == 0:
+                ax.set_ylabel(names[i], fontsize=8)
+        ax.set_xlim(lo[j], hi[j])
+        ax.tick_params(labelsize=6)
+        if i == d - 1:
+            ax.set_xlabel(names[j], fontsize=8)
+        else:
+            ax.set_xticklabels([])
+        if j > 0:
+            ax.set_yticklabels([])
     handles = [Line2D([], [], color=c, label=lab) for c, lab in zip(colors, labels, strict=True)]
     if t is not None:
         handles.append(Line2D([], [], color="C3", label="truth"))

@@ -5,7 +5,8 @@
 * ``log_mstar``: log10 of the surviving stellar mass (living stars + remnants, BC03), the
   mass formed in each age bin times its surviving fraction at the galaxy's metallicity;
 * ``log_ssfr``: log10 sSFR over 100 Myr [1/yr] relative to the surviving mass;
-* ``mass_weighted_age``: mass-formed-weighted mean stellar age [Gyr] on the age bins;
+* ``mass_weighted_age``: mass-formed-weighted mean stellar age [Gyr] on the age bins (the bin
+  that straddles the Big Bang counts at the middle of its part after it);
 * ``t_age``: age of the Universe at the galaxy's redshift [Gyr].
 """
 
@@ -39,6 +40,10 @@ def derived_quantities(model, theta) -> dict[str, torch.Tensor]:
     out["log_mstar"] = torch.log10((w * (zw @ live_t.T)).sum(-1))
     out["log_ssfr"] = torch.log10(out["sfr_100myr"]) - out["log_mstar"]
     centres = torch.as_tensor(model.age_centres_yr / 1e9, dtype=torch.float64, device=w.device)
+    lo = torch.as_tensor(model.age_edges_yr[:-1] / 1e9, dtype=torch.float64, device=w.device)
+    # the bin that straddles the Big Bang formed its stars between its lower edge and t_age
+    mid = 0.5 * (lo + t_age[:, None])
+    centres = torch.where(centres > t_age[:, None], torch.minimum(centres, mid), centres)
     out["mass_weighted_age"] = (w * centres).sum(-1) / w.sum(-1)
     out["t_age"] = t_age
     return {k: out[k].to(model.dtype) for k in DERIVED_NAMES}

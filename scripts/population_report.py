@@ -1,0 +1,88 @@
+"""Markdown tables of the population-validation results (JSON from scripts/population_validation.py).
+
+Usage:
+    python scripts/population_report.py docs/population_recovery.json      # recovery table
+    python scripts/population_report.py docs/population_selection_main.json  # selection table
+
+The tables in docs/population.md are this script's output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+DERIVED = ("log_mstar", "log_sfr_100myr", "mass_weighted_age")
+
+
+def recovery_table(d: dict) -> str:
+    rep = d["recovery"]
+    floor = rep.get("catalog_noise_floor")
+    many = len(rep["members"]) > 1
+    head = ["quantity", "W1", "W1/σ_truth", "KS"]
+    if many:
+        head += ["KS per flow (min–max)", "coverage"]
+    if floor:
+        head += ["KS floor"]
+    lines = [
+        f"{d['n_galaxies']} galaxies, {d['n_flows']} flow(s); "
+        f"training {sum(d['seconds_per_flow']):.0f} s in all "
+        f"({', '.join(f'{s:.0f}' for s in d['seconds_per_flow'])} s per flow), {d['machine']}.",
+        f"Command: `{d['command']}`",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
+    for n in rep["names"]:
+        e = rep["ensemble"][n]
+        cells = [
+            f"*{n}*" if n in DERIVED else n,
+            f"{e['w1']:.3f}",
+            f"{e['w1_over_sd']:.2f}",
+            f"{e['ks']:.3f}",
+        ]
+        if many:
+            ks = [m[n]["ks"] for m in rep["members"]]
+            cells += [f"{min(ks):.3f}–{max(ks):.3f}", f"{rep['coverage'][n]:.2f}"]
+        if floor:
+            cells.append(f"{floor[n]['ks']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    mon = d.get("monitor", [])
+    if mon:
+        lines += [
+            "",
+            "Monitor loss (sliced W2²/2 on fixed draws) per flow, start → end, and the data-vs-data floor: "
+            + "; ".join(f"{m['monitor_initial']:.2f} → {m['monitor_final']:.4f}" for m in mon)
+            + f" (floor {mon[0]['monitor_floor']:.4f}).",
+        ]
+    return "\n".join(lines)
+
+
+def selection_table(d: dict) -> str:
+    lines = [
+        f"Parent {d['parent']['z_range'][0]} < z < {d['parent']['z_range'][1]}, "
+        f"{d['parent']['log_mass_range'][0]} < log M < {d['parent']['log_mass_range'][1]}; "
+        f"{d['n_galaxies']} galaxies with r < 19.8 ({100 * d['selected_fraction']:.0f} % of the parent). "
+        f"One flow each; {d['without']['seconds']:.0f} s without, "
+        f"{d['with']['seconds']:.0f} s with selection.",
+        f"Command: `{d['command']}`",
+        "",
+        "| quantity | catalog vs parent: W1 (KS) | fit without selection vs parent "
+        "| fit with selection vs parent |",
+        "|---|---:|---:|---:|",
+    ]
+    for n in ("redshift", "log_mass", *DERIVED, "log_z", "tau_ism"):
+        c, a, b = d["catalog_vs_parent"][n], d["without"]["vs_parent"][n], d["with"]["vs_parent"][n]
+        lines.append("| " + " | ".join([n] + [f"{x['w1']:.3f} ({x['ks']:.3f})" for x in (c, a, b)]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    for path in sys.argv[1:]:
+        d = json.load(open(path))
+        print(recovery_table(d) if "recovery" in d else selection_table(d))
+        print()
+
+
+if __name__ == "__main__":
+    main()
