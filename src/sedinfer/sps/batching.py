@@ -45,6 +45,28 @@ def grouped_matmul(x: torch.Tensor, group: torch.Tensor, tables: torch.Tensor, b
     return out.index_select(0, slot)
 
 
+def cell_matmul(x: torch.Tensor, cell: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """``out[n] = x[n] @ tables[cell[n]]`` for a few large groups: one dense product per group.
+
+    x (N, I), cell (N,) int64, tables (G, I, O). Rows already sorted by ``cell`` (as the model's
+    chunks are) are used in place and, without autograd, written straight into the output.
+    """
+    order = None
+    if cell.numel() > 1 and not bool((cell[1:] >= cell[:-1]).all()):
+        cell, order = torch.sort(cell, stable=True)
+        x = x.index_select(0, order)
+    ids, counts = torch.unique_consecutive(cell, return_counts=True)
+    bounds = [0, *torch.cumsum(counts, 0).tolist()]
+    parts = list(zip(ids.tolist(), bounds[:-1], bounds[1:], strict=True))
+    if torch.is_grad_enabled() and (x.requires_grad or tables.requires_grad):
+        out = torch.cat([x[a:b] @ tables[g] for g, a, b in parts]) if parts else x @ tables[0]
+    else:
+        out = torch.empty(x.shape[0], tables.shape[-1], dtype=x.dtype, device=x.device)
+        for g, a, b in parts:
+            torch.mm(x[a:b], tables[g], out=out[a:b])
+    return out if order is None else torch.empty_like(out).index_copy(0, order, out)
+
+
 def cell_index(x: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Interval index i (x in [grid[i], grid[i+1]], clamped) and the linear weight of the upper
     node, for x (N,) on a sorted grid (G,). Constant beyond the ends."""

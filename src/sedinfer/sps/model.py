@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sedinfer.sps import parameters as P
-from sedinfer.sps.batching import cell_index, grouped_matmul
+from sedinfer.sps.batching import cell_index, cell_matmul, grouped_matmul
 from sedinfer.sps.cosmology import CosmologyTable
 from sedinfer.sps.dust import charlot_fall, kriek_conroy_curve
 from sedinfer.sps.plan import Plan, build_plan, energy_grid, photometry_grid, spectrum_grid
@@ -192,6 +192,24 @@ class SPSModel(torch.nn.Module):
             return interp_weights(log_z, grid_log_z.to(log_z.dtype))
         return interp_weights(10**log_z, 10 ** grid_log_z.to(log_z.dtype))
 
+    def metallicity_cell(self, log_z: torch.Tensor, grid_log_z: torch.Tensor):
+        """Interval index (N,) of log Z on the SSP metallicities and the weight of its upper node,
+        in log Z or Z (``config``); the same interpolation as :meth:`metallicity_weights`."""
+        if self.config.metallicity_interp == "log":
+            return cell_index(log_z, grid_log_z.to(log_z.dtype))
+        return cell_index(10**log_z, 10 ** grid_log_z.to(log_z.dtype))
+
+    def stellar_light(self, mass: torch.Tensor, log_z: torch.Tensor, plan: Plan):
+        """Young (in birth clouds) and older stellar L_λ, each (N, W), from the mass formed per
+        age bin ``mass`` (N, A): one product per metallicity interval with its two SSPs."""
+        iz, fz = self.metallicity_cell(log_z, plan.grid_log_z)
+        fz = fz.to(mass.dtype).unsqueeze(-1)
+        m_young = mass[:, :plan.n_young] * plan.young_frac[:plan.n_young]
+        m_old = mass * (1 - plan.young_frac)
+        young = cell_matmul(torch.cat([(1 - fz) * m_young, fz * m_young], -1), iz, plan.ssp_young)
+        old = cell_matmul(torch.cat([(1 - fz) * m_old, fz * m_old], -1), iz, plan.ssp)
+        return young, old
+
     def rest_luminosity(self, p: dict[str, torch.Tensor], plan: Plan, parts: bool = False):
         """Rest-frame L_λ (N, W) in L_sun/Å on the plan's pixels.
 
@@ -201,20 +219,17 @@ class SPSModel(torch.nn.Module):
         for energy-balance checks.
         """
         c = self.config
-        n = p["redshift"].shape[0]
         mass = self.sfh_weights(p).to(self.dtype)                       # (N, A)
-        zw = self.metallicity_weights(p["log_z"], plan.grid_log_z)       # (N, Z)
-        w = zw.unsqueeze(-1) * mass.unsqueeze(-2)                        # (N, Z, A)
+        young, old = self.stellar_light(mass, p["log_z"], plan)
         ny = plan.n_young
-        young = (w[..., :ny] * plan.young_frac[:ny]).reshape(n, -1) @ plan.ssp_young
-        old = (w * (1 - plan.young_frac)).reshape(n, -1) @ plan.ssp
         lines = None
         if c.nebular:
             neb = self._nebular(p, plan, mass[:, :ny] * plan.young_frac[:ny])
             if plan.n_lines:
                 neb, lines = neb[:, :-plan.n_lines], neb[:, -plan.n_lines:]
-            young = young + neb
-        intrinsic = young + old
+            young = young.add_(neb) if _no_grad(young, neb) else young + neb
+        # CF attenuates young and old apart: the sum is then needed only on the energy pixels
+        intrinsic = young + old if parts or c.dust != "cf" else None
         if c.dust == "none":
             lum, lines_att = intrinsic, lines
         elif c.dust == "calzetti":
@@ -231,11 +246,15 @@ class SPSModel(torch.nn.Module):
         absorbed = dust_lum = None
         if c.dust_emission:
             e = plan.n_energy or lum.shape[-1]        # coarse energy pixels if the plan has them
-            absorbed = ((intrinsic[:, :e] - lum[:, :e]) * plan.dwave_aa[:e]).sum(-1)      # L_sun
+            bare = intrinsic[:, :e] if intrinsic is not None else young[:, :e] + old[:, :e]
+            absorbed = ((bare - lum[:, :e]) * plan.dwave_aa[:e]).sum(-1)                  # L_sun
             if lines is not None:
                 absorbed = absorbed + (lines - lines_att).sum(-1)
             dust_lum = self._dust_emission(p, plan, absorbed)
-            lum = torch.cat([lum[:, :plan.ir_start], lum[:, plan.ir_start:] + dust_lum], -1)
+            if lum is not intrinsic and _no_grad(lum, dust_lum):
+                lum[:, plan.ir_start:] += dust_lum
+            else:
+                lum = torch.cat([lum[:, :plan.ir_start], lum[:, plan.ir_start:] + dust_lum], -1)
         out = lum if lines_att is None else torch.cat([lum, lines_att], -1)
         if parts:
             return out, {"intrinsic": intrinsic, "lines": lines, "absorbed": absorbed,
@@ -244,9 +263,7 @@ class SPSModel(torch.nn.Module):
 
     def _nebular(self, p, plan: Plan, young_mass: torch.Tensor) -> torch.Tensor:
         """Cloudy emission of the young stars: (N, W [+ L]) from each galaxy's (Z, log U) cell."""
-        x = p["log_z"] if self.config.metallicity_interp == "log" else 10 ** p["log_z"]
-        g = plan.grid_log_z if self.config.metallicity_interp == "log" else 10**plan.grid_log_z
-        iz, fz = cell_index(x, g)
+        iz, fz = self.metallicity_cell(p["log_z"], plan.grid_log_z)
         iu, fu = cell_index(p["log_u"], plan.grid_log_u)
         corners = torch.stack([(1 - fz) * (1 - fu), (1 - fz) * fu, fz * (1 - fu), fz * fu], -1)
         weights = (corners.unsqueeze(-1) * young_mass.unsqueeze(-2)).flatten(1)        # (N, 4*Ay)
@@ -279,13 +296,17 @@ class SPSModel(torch.nn.Module):
         p = self.parse(theta)
         plan = self.photometry_plan(filters)
         n = p["redshift"].shape[0]
-        # chunks of similar redshift share few projection tables; the order is undone below
+        # chunks of similar redshift share few projection tables; inside a chunk the galaxies are
+        # sorted by metallicity interval (one SSP product per interval); the order is undone below
         order = torch.argsort(p["redshift"].detach())
+        cell = self.metallicity_cell(p["log_z"].detach(), plan.grid_log_z)[0]
         needs_grad = torch.is_grad_enabled() and any(v.requires_grad for v in p.values())
-        out = []
+        out, rows = [], []
         with torch.set_grad_enabled(needs_grad):
             for start in range(0, n, chunk_size):
                 idx = order[start:start + chunk_size]
+                idx = idx.index_select(0, torch.sort(cell.index_select(0, idx), stable=True)[1])
+                rows.append(idx)
                 q = {k: v.index_select(0, idx) for k, v in p.items()}
                 sub, table, first = self._chunk_plan(plan, q["redshift"])
                 lum = self.rest_luminosity(q, sub)
@@ -295,7 +316,7 @@ class SPSModel(torch.nn.Module):
         if not out:
             return torch.zeros((0, len(filters)), dtype=self.dtype, device=self.device)
         sorted_maggies = torch.cat(out)
-        maggies = torch.empty_like(sorted_maggies).index_copy(0, order, sorted_maggies)
+        maggies = torch.empty_like(sorted_maggies).index_copy(0, torch.cat(rows), sorted_maggies)
         return _convert(maggies, units, filters if vega else None)
 
     def _chunk_plan(self, plan: Plan, z: torch.Tensor):
@@ -334,6 +355,11 @@ class SPSModel(torch.nn.Module):
         from sedinfer.sps.derived import derived_quantities
 
         return derived_quantities(self, theta)
+
+
+def _no_grad(*tensors: torch.Tensor) -> bool:
+    """True when autograd does not track ``tensors`` (they may then be updated in place)."""
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
 def _convert(maggies: torch.Tensor, units: str, filters=None) -> torch.Tensor:

@@ -38,8 +38,8 @@ DUST_EMISSION_MIN_AA = 1e4
 
 
 @lru_cache(maxsize=8)
-def _stellar(wave_key: tuple, edges_key: tuple):
-    return templates.stellar_templates(np.array(wave_key), np.array(edges_key))
+def _stellar(wave_key: tuple, edges_key: tuple, above_aa: float | None = None):
+    return templates.stellar_templates(np.array(wave_key), np.array(edges_key), above_aa)
 
 
 @lru_cache(maxsize=8)
@@ -64,8 +64,8 @@ class Plan:
 
     wave_aa: torch.Tensor         # (W,)
     dwave_aa: torch.Tensor        # (W,)
-    ssp: torch.Tensor             # (Z*A, W)
-    ssp_young: torch.Tensor       # (Z*Ay, W)
+    ssp: torch.Tensor             # (Z-1, 2A, W): the two metallicities of each interval, stacked
+    ssp_young: torch.Tensor       # (Z-1, 2Ay, W)
     young_frac: torch.Tensor      # (A,)
     live_frac: torch.Tensor       # (Z, A)
     grid_log_z: torch.Tensor      # (Z,)
@@ -110,6 +110,12 @@ class Plan:
                        dust_em=dust_em, ir_start=ir_start, table=None, igm_uv=None, n_uv=0)
 
 
+def _metallicity_cells(ssp: np.ndarray) -> np.ndarray:
+    """(Z, A, W) -> (Z-1, 2A, W): each metallicity interval's lower and upper SSPs, so a galaxy
+    needs a product with 2A rows (its interval) instead of Z*A."""
+    return np.concatenate([ssp[:-1], ssp[1:]], axis=1)
+
+
 def _curve_terms(wave_aa: np.ndarray) -> np.ndarray:
     return np.stack([calzetti_k(wave_aa) / R_V_CALZETTI, drude_profile(wave_aa) / R_V_CALZETTI,
                      np.log(wave_aa / V_BAND_AA)])
@@ -137,12 +143,13 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
     young = birth_cloud_fraction(age_edges_yr)
     n_young = int(np.count_nonzero(young))
     nz, na, nw = ssp.shape
-    ssp_young = ssp[:, :n_young].copy()
+    ssp_young = ssp[:, :n_young]
     if nebular:  # the gas absorbs the ionising photons of young stars and re-emits them (Cloudy)
-        ssp_young[..., wave_all < LYMAN_LIMIT_AA] = 0.0
+        cut = [_stellar(tuple(w), tuple(age_edges_yr), LYMAN_LIMIT_AA) for w in segments]
+        ssp_young = np.concatenate([x.ssp[:, :n_young] for x in cut], -1)
     n_att = n_energy + int(np.searchsorted(wave_aa, ATTENUATION_MAX_AA))
-    plan = Plan(wave_aa=t(wave_all), dwave_aa=t(dwave), ssp=t(ssp.reshape(nz * na, nw)),
-                ssp_young=t(ssp_young.reshape(nz * n_young, nw)), young_frac=t(young),
+    plan = Plan(wave_aa=t(wave_all), dwave_aa=t(dwave), ssp=t(_metallicity_cells(ssp)),
+                ssp_young=t(_metallicity_cells(ssp_young)), young_frac=t(young),
                 live_frac=t(st[0].live_frac), grid_log_z=t(st[0].log_z),
                 curve_terms=t(_curve_terms(wave_all[:n_att])), n_young=n_young, n_energy=n_energy)
     line_wave = np.zeros(0)
@@ -186,8 +193,13 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
     return plan
 
 
-def energy_grid(dlnl: float = 0.025) -> np.ndarray:
-    """Coarse rest grid (100 Å to 3.1 µm, where attenuation vanishes) for the absorbed energy."""
+def energy_grid(dlnl: float = 0.05) -> np.ndarray:
+    """Coarse rest grid (100 Å to 3.1 µm, where attenuation vanishes) for the absorbed energy.
+
+    The templates are flux-conserving pixel means, so only the variation of the attenuation
+    across a pixel is approximated: W3/W4 magnitudes of the full model change by < 2e-4 mag
+    (99th percentile) between Δlnλ = 0.05 and 0.005.
+    """
     return log_grid(100.0, ATTENUATION_MAX_AA, dlnl)[:-1]
 
 

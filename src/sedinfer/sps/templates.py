@@ -36,10 +36,13 @@ class StellarTemplates:
     log_z: np.ndarray      # (Z,) log10 Z/Z_sun of the grid
 
 
-def stellar_templates(wave_aa: np.ndarray, age_edges_yr: np.ndarray) -> StellarTemplates:
+def stellar_templates(wave_aa: np.ndarray, age_edges_yr: np.ndarray,
+                      above_aa: float | None = None) -> StellarTemplates:
+    """SSPs averaged over the age bins and pixels; with ``above_aa`` the light bluewards of that
+    wavelength is removed exactly (e.g. the ionising photons that the gas absorbs)."""
     g = grids.load_ssp()
     edges = bin_edges(wave_aa)
-    lum = rebin(g.wave_aa, g.lum, edges)                       # (Z, R, W)
+    lum = rebin(g.wave_aa, g.lum, edges, above_aa)             # (Z, R, W)
     m = age_overlap_matrix(g.age_yr, age_edges_yr)             # (A, R)
     ssp = np.einsum("ar,zrw->zaw", m, lum)
     live = np.einsum("ar,zr->za", m, g.live_frac)

@@ -54,12 +54,16 @@ def _cumulative_at(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
     return cum[..., i] + y[..., i] * u + 0.5 * slope * u**2
 
 
-def rebin(wave_aa: np.ndarray, flux: np.ndarray, edges_aa: np.ndarray) -> np.ndarray:
+def rebin(wave_aa: np.ndarray, flux: np.ndarray, edges_aa: np.ndarray,
+          above_aa: float | None = None) -> np.ndarray:
     """Flux-conserving resampling of a piecewise-linear spectrum onto pixels.
 
     ``flux`` (..., L) is a flux density per Å sampled at ``wave_aa`` (L,); the result
     (..., W) is its mean over each pixel ``[edges[k], edges[k+1]]`` (zero outside the input
-    coverage), so ``sum(out * diff(edges))`` equals the integral of the input.
+    coverage), so ``sum(out * diff(edges))`` equals the integral of the input. With
+    ``above_aa`` the input is taken as zero bluewards of that wavelength, exactly, also inside
+    the pixel that straddles it.
     """
-    cum = _cumulative_at(wave_aa, flux, edges_aa)
+    upper = edges_aa if above_aa is None else np.maximum(edges_aa, above_aa)
+    cum = _cumulative_at(wave_aa, flux, upper)
     return np.diff(cum, axis=-1) / np.diff(edges_aa)
