@@ -52,18 +52,6 @@ class SPSConfig:
         return asdict(self)
 
 
-def interp_weights(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Linear-interpolation weights (N, G) of x (N,) on a sorted grid (G,); constant beyond
-    the ends. Differentiable in x inside the grid."""
-    g = grid.to(x.dtype)
-    xc = x.clamp(g[0], g[-1])
-    i = torch.searchsorted(g, xc.detach().contiguous(), right=True).clamp(1, len(g) - 1)
-    frac = (xc - g[i - 1]) / (g[i] - g[i - 1])
-    w = torch.zeros(x.shape + (len(g),), dtype=x.dtype, device=x.device)
-    w = w.scatter(-1, (i - 1).unsqueeze(-1), (1 - frac).unsqueeze(-1))
-    return w.scatter_add(-1, i.unsqueeze(-1), frac.unsqueeze(-1))
-
-
 class SPSModel(torch.nn.Module):
     """Differentiable SPS model.
 
@@ -186,18 +174,19 @@ class SPSModel(torch.nn.Module):
         w = self.sfh.bin_weights(p64, t_age, self.age_centres_yr, self.age_edges_yr)
         return w * 10 ** p64["log_mass"].unsqueeze(-1)
 
-    def metallicity_weights(self, log_z: torch.Tensor, grid_log_z: torch.Tensor) -> torch.Tensor:
-        """Interpolation weights (N, Z) on the SSP metallicities, in log Z or Z (``config``)."""
-        if self.config.metallicity_interp == "log":
-            return interp_weights(log_z, grid_log_z.to(log_z.dtype))
-        return interp_weights(10**log_z, 10 ** grid_log_z.to(log_z.dtype))
-
     def metallicity_cell(self, log_z: torch.Tensor, grid_log_z: torch.Tensor):
         """Interval index (N,) of log Z on the SSP metallicities and the weight of its upper node,
-        in log Z or Z (``config``); the same interpolation as :meth:`metallicity_weights`."""
+        linear in log Z or in Z (``config``); constant beyond the grid ends."""
         if self.config.metallicity_interp == "log":
             return cell_index(log_z, grid_log_z.to(log_z.dtype))
         return cell_index(10**log_z, 10 ** grid_log_z.to(log_z.dtype))
+
+    def metallicity_weights(self, log_z: torch.Tensor, grid_log_z: torch.Tensor) -> torch.Tensor:
+        """The same interpolation as dense weights (N, Z) on the SSP metallicities."""
+        i, f = self.metallicity_cell(log_z, grid_log_z)
+        w = torch.zeros(log_z.shape + grid_log_z.shape, dtype=f.dtype, device=f.device)
+        w = w.scatter(-1, i.unsqueeze(-1), (1 - f).unsqueeze(-1))
+        return w.scatter_add(-1, i.unsqueeze(-1) + 1, f.unsqueeze(-1))
 
     def stellar_light(self, mass: torch.Tensor, log_z: torch.Tensor, plan: Plan):
         """Young (in birth clouds) and older stellar L_λ, each (N, W), from the mass formed per
