@@ -5,13 +5,48 @@ interval of the filter projection, the (Z, log U) cell of the nebular grid, the 
 cell of the dust-emission grid. :func:`grouped_matmul` sorts the galaxies by group, packs them
 into zero-padded blocks of ``block`` rows that share one group and runs a single batched
 matrix product of fixed inner shape; it is differentiable in ``x`` and ``tables``.
+
+:func:`map_chunks` runs independent chunks of a batch in parallel CPU threads.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_chunks(fn: Callable[[T], R], chunks: Sequence[T], parallel: bool = True) -> list[R]:
+    """``[fn(c) for c in chunks]``, on CPU spread over ``torch.get_num_threads()`` Python threads.
+
+    Each thread runs whole chunks with one intra-op thread: the many small element-wise kernels
+    of a chunk scale poorly with intra-op threads, whole chunks side by side scale almost
+    linearly. Used only without autograd (``parallel`` False, or one thread, runs in order);
+    the caller's grad/inference mode is carried into the threads, and torch's thread count is
+    restored afterwards. Results keep the order of ``chunks``.
+    """
+    workers = min(torch.get_num_threads(), len(chunks))
+    if not parallel or workers < 2 or torch.is_grad_enabled():
+        return [fn(c) for c in chunks]
+    inference = torch.is_inference_mode_enabled()
+
+    def call(chunk: T) -> R:
+        torch.set_num_threads(1)
+        with torch.inference_mode(inference), torch.no_grad():
+            return fn(chunk)
+
+    threads = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="sedinfer-chunk") as pool:
+            return list(pool.map(call, chunks))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def grouped_matmul(x: torch.Tensor, group: torch.Tensor, tables: torch.Tensor, block: int | None = None,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sedinfer.sps import parameters as P
-from sedinfer.sps.batching import cell_index, cell_matmul, grouped_matmul
+from sedinfer.sps.batching import cell_index, cell_matmul, grouped_matmul, map_chunks
 from sedinfer.sps.cosmology import CosmologyTable
 from sedinfer.sps.dust import charlot_fall, kriek_conroy_curve
 from sedinfer.sps.plan import Plan, build_plan, energy_grid, photometry_grid, spectrum_grid
@@ -290,18 +290,20 @@ class SPSModel(torch.nn.Module):
         order = torch.argsort(p["redshift"].detach())
         cell = self.metallicity_cell(p["log_z"].detach(), plan.grid_log_z)[0]
         needs_grad = torch.is_grad_enabled() and any(v.requires_grad for v in p.values())
-        out, rows = [], []
+        rows = []
+        for start in range(0, n, chunk_size):
+            idx = order[start:start + chunk_size]
+            rows.append(idx.index_select(0, torch.sort(cell.index_select(0, idx), stable=True)[1]))
+
+        def chunk_maggies(idx: torch.Tensor) -> torch.Tensor:
+            q = {k: v.index_select(0, idx) for k, v in p.items()}
+            sub, table, first = self._chunk_plan(plan, q["redshift"])
+            f1 = project(self.rest_luminosity(q, sub), q["redshift"], table, first)
+            dl = self.cosmo.luminosity_distance_mpc(q["redshift"]).to(self.dtype)
+            return f1 / (dl**2).unsqueeze(-1)
+
         with torch.set_grad_enabled(needs_grad):
-            for start in range(0, n, chunk_size):
-                idx = order[start:start + chunk_size]
-                idx = idx.index_select(0, torch.sort(cell.index_select(0, idx), stable=True)[1])
-                rows.append(idx)
-                q = {k: v.index_select(0, idx) for k, v in p.items()}
-                sub, table, first = self._chunk_plan(plan, q["redshift"])
-                lum = self.rest_luminosity(q, sub)
-                f1 = project(lum, q["redshift"], table, first)
-                dl = self.cosmo.luminosity_distance_mpc(q["redshift"]).to(self.dtype)
-                out.append(f1 / (dl**2).unsqueeze(-1))
+            out = map_chunks(chunk_maggies, rows, parallel=self.device.type == "cpu")
         if not out:
             return torch.zeros((0, len(filters)), dtype=self.dtype, device=self.device)
         sorted_maggies = torch.cat(out)

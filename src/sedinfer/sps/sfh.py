@@ -96,12 +96,12 @@ def _read_csv(path) -> np.ndarray:
     return np.array([[float(v) for v in ln.split(",")] for ln in lines])
 
 
-def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of fp (K, X) on sorted xp (X,) at x (...), returns (..., K)."""
+def _interp_rows(x: torch.Tensor, xp: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of each galaxy's curve rows (N, X), tabulated on sorted xp (X,),
+    at x (N, T); returns (N, T)."""
     i = torch.searchsorted(xp, x.contiguous()).clamp(1, len(xp) - 1)
     x0, x1 = xp[i - 1], xp[i]
-    w = ((x - x0) / (x1 - x0)).unsqueeze(-1)
-    return fp.T[i - 1] * (1 - w) + fp.T[i] * w
+    return torch.lerp(rows.gather(-1, i - 1), rows.gather(-1, i), (x - x0) / (x1 - x0))
 
 
 def burst_weights(t_burst_gyr: torch.Tensor, centres_yr: np.ndarray) -> torch.Tensor:
@@ -161,7 +161,8 @@ class SFH:
             fp = torch.as_tensor(cum, dtype=torch.float64, device=t_gyr.device)
             kappa = torch.stack([p["kappa1"], p["kappa2"], p["kappa3"]], -1)
             beta = kappa_to_simplex(kappa.to(torch.float64))
-            return (_interp(_clamp01(t_gyr / t_age), xp, fp) * beta.unsqueeze(-2)).sum(-1)
+            # each galaxy's own cumulative curve on the NMF grid (N, X), then one interpolation
+            return _interp_rows(_clamp01(t_gyr / t_age), xp, beta @ fp)
         if self.base == "binned":
             frac = kappa_to_simplex(torch.stack([p[n] for n in self.param_names[:N_BINNED - 1]], -1)
                                     .to(torch.float64))
