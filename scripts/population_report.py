@@ -3,6 +3,7 @@
 Usage:
     python scripts/population_report.py docs/population_recovery.json      # recovery table
     python scripts/population_report.py docs/population_selection_main.json  # selection table
+    python scripts/population_report.py --compare A.json B.json              # KS and coverage, A vs B
 
 The tables in docs/population.md are this script's output.
 """
@@ -21,7 +22,7 @@ def recovery_table(d: dict) -> str:
     many = len(rep["members"]) > 1
     head = ["quantity", "W1", "W1/σ_truth", "KS"]
     if many:
-        head += ["KS per flow (min–max)", "coverage"]
+        head += ["W1 per flow (min–max)", "KS per flow (min–max)", "coverage"]
     if floor:
         head += ["KS floor"]
     lines = [
@@ -43,15 +44,19 @@ def recovery_table(d: dict) -> str:
         ]
         if many:
             ks = [m[n]["ks"] for m in rep["members"]]
-            cells += [f"{min(ks):.3f}–{max(ks):.3f}", f"{rep['coverage'][n]:.2f}"]
+            w1 = [m[n]["w1"] for m in rep["members"]]
+            cells += [f"{min(w1):.3f}–{max(w1):.3f}", f"{min(ks):.3f}–{max(ks):.3f}",
+                      f"{rep['coverage'][n]:.2f}"]
         if floor:
             cells.append(f"{floor[n]['ks']:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     mon = d.get("monitor", [])
+    metric = "whitened magnitudes" if d.get("config", {}).get("whiten", False) else "raw magnitudes"
     if mon:
         lines += [
             "",
-            "Monitor loss (sliced W2²/2 on fixed draws) per flow, start → end, and the data-vs-data floor: "
+            f"Monitor loss (sliced W2²/2 on fixed draws, {metric}) per flow, start → end, and the "
+            "data-vs-data floor: "
             + "; ".join(f"{m['monitor_initial']:.2f} → {m['monitor_final']:.4f}" for m in mon)
             + f" (floor {mon[0]['monitor_floor']:.4f}).",
         ]
@@ -77,7 +82,27 @@ def selection_table(d: dict) -> str:
     return "\n".join(lines)
 
 
+def compare_table(a: dict, b: dict) -> str:
+    """Ensemble KS (and coverage where both have several flows) of two recovery runs side by side."""
+    ra, rb = a["recovery"], b["recovery"]
+    cov = len(ra["members"]) > 1 and len(rb["members"]) > 1
+    head = ["quantity", "KS A", "KS B"] + (["coverage A", "coverage B"] if cov else [])
+    lines = [f"A: `{a['command']}`", f"B: `{b['command']}`", "",
+             "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for n in ra["names"]:
+        cells = [f"*{n}*" if n in DERIVED else n, f"{ra['ensemble'][n]['ks']:.3f}",
+                 f"{rb['ensemble'][n]['ks']:.3f}"]
+        if cov:
+            cells += [f"{ra['coverage'][n]:.2f}", f"{rb['coverage'][n]:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--compare"]:
+        a, b = (json.load(open(p)) for p in sys.argv[2:4])
+        print(compare_table(a, b))
+        return
     for path in sys.argv[1:]:
         d = json.load(open(path))
         print(recovery_table(d) if "recovery" in d else selection_table(d))

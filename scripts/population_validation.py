@@ -80,6 +80,8 @@ def config_from(args, **kw) -> FitConfig:
         seed=args.seed,
         entropy_weight=args.entropy_weight,
         entropy_decay=args.entropy_decay,
+        whiten=not args.no_whiten,
+        bootstrap=not args.no_bootstrap,
         **kw,
     )
 
@@ -209,6 +211,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--entropy-weight", type=float, default=FitConfig.entropy_weight)
     ap.add_argument("--entropy-decay", type=float, default=FitConfig.entropy_decay)
+    ap.add_argument("--no-whiten", action="store_true", help="raw magnitudes (whiten=False)")
+    ap.add_argument("--no-bootstrap", action="store_true", help="all flows on the whole catalog")
     ap.add_argument("--samples", type=int, default=20_000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--checkpoints", default=None)

@@ -23,7 +23,7 @@ from sedinfer.population import (
     sinkhorn_loss,
     sliced_wasserstein_loss,
 )
-from sedinfer.population.losses import wasserstein_1d
+from sedinfer.population.losses import wasserstein_1d, whitening_matrix
 from sedinfer.posterior.flow import FlowConfig
 
 SMALL_FLOW = FlowConfig(transforms=4, hidden=(32, 32), bins=8)
@@ -72,7 +72,7 @@ def toy_population():
     with warnings.catch_warnings():
         warnings.simplefilter("error", PopulationWarning)     # a good fit must not warn
         torch.set_num_threads(1)
-        return toy_fit(mags, errs, n_flows=2, config=dict(epochs=30, steps_per_epoch=2))
+        return toy_fit(mags, errs, n_flows=2, config=dict(epochs=30, steps_per_epoch=6))
 
 
 # ---------------------------------------------------------------------------------- flow
@@ -138,6 +138,15 @@ def test_wasserstein_1d_exact_and_weighted():
         wasserstein_1d(x, y2[:, :100], uniform(300), uniform(100)).item(), rel=1e-5)
 
 
+def test_whitening_gives_unit_covariance_and_refuses_singular():
+    g = torch.Generator().manual_seed(5)
+    y = torch.randn(4000, 3, generator=g) @ torch.tensor([[2.0, 0.0, 0.0], [1.9, 0.1, 0.0], [0.5, 0.3, 0.4]])
+    z = y @ whitening_matrix(y)
+    np.testing.assert_allclose(torch.cov(z.T).numpy(), np.eye(3), atol=1e-4)
+    with pytest.raises(ParameterError, match="singular covariance"):
+        whitening_matrix(torch.cat([y[:, :1], y[:, :1]], 1))
+
+
 def test_blur_schedule_follows_popsed():
     b = BlurSchedule()
     assert [b(t, 800) for t in (0, 59, 60, 299, 300, 359, 360, 799)] == [0.3, 0.3, 0.25, 0.1, 0.05, 0.05,
@@ -162,12 +171,30 @@ def test_sliced_loss_fit_recovers_mean():
     np.testing.assert_allclose(pop.sample(4000, seed=0).mean(0).numpy(), [-1.0, 0.8], atol=0.1)
 
 
+def test_whitened_fit_recovers_mean_and_spread():
+    mags, errs, _ = toy_catalog(600, [-1.0, 0.8], 0.3, seed=3)
+    pop = toy_fit(mags, errs, config=dict(loss="sliced", whiten=True, epochs=30, steps_per_epoch=3))
+    theta = pop.sample(4000, seed=0)
+    np.testing.assert_allclose(theta.mean(0).numpy(), [-1.0, 0.8], atol=0.1)
+    np.testing.assert_allclose(theta.std(0).numpy(), [0.3, 0.3], atol=0.1)
+    assert pop.config["whiten"] is True
+
+
+def test_bootstrap_rows_are_seeded_resamples():
+    from sedinfer.population.fit import bootstrap_rows
+
+    a, b = bootstrap_rows(1000, 0), bootstrap_rows(1000, 1)
+    assert torch.equal(a, bootstrap_rows(1000, 0)) and not torch.equal(a, b)
+    assert a.min() >= 0 and a.max() < 1000
+    assert 0.55 < len(torch.unique(a)) / 1000 < 0.70          # 1 - 1/e of the rows, with repeats
+
+
 def test_save_load_roundtrip(toy_population, tmp_path):
     path = toy_population.save(tmp_path / "pop.pt")
     again = load(path)
     assert again.param_names == toy_population.param_names
     assert again.metadata == toy_population.metadata
-    assert FitConfig.from_dict(again.config) == toy_config(epochs=30, steps_per_epoch=2)
+    assert FitConfig.from_dict(again.config) == toy_config(epochs=30, steps_per_epoch=6)
     torch.testing.assert_close(again.sample(500, seed=7), toy_population.sample(500, seed=7))
     theta = toy_population.sample(10, seed=2)
     torch.testing.assert_close(again.log_prob(theta), toy_population.log_prob(theta))

@@ -94,6 +94,16 @@ def add_population(p: argparse.ArgumentParser) -> None:
         help="initial weight of KL(q || uniform) in the loss; 0 for PopSED's recipe (default: 0.1)",
     )
     f.add_argument(
+        "--no-whiten",
+        action="store_true",
+        help="compare raw magnitudes (PopSED) instead of magnitudes whitened by the catalog's covariance",
+    )
+    f.add_argument(
+        "--no-bootstrap",
+        action="store_true",
+        help="train every flow on the whole catalog (default: each on its own bootstrap resample)",
+    )
+    f.add_argument(
         "--bound",
         type=_bound,
         action="append",
@@ -183,6 +193,8 @@ def cmd_population(args: argparse.Namespace) -> int:
         loss=args.loss,
         seed=args.seed,
         entropy_weight=args.entropy_weight,
+        whiten=not args.no_whiten,
+        bootstrap=not args.no_bootstrap,
     )
     run = run_population(
         catalog,

@@ -6,7 +6,8 @@
                                   filters=sedinfer.Filters("sdss"), n_flows=5)
     theta = pop.sample(10000)          # (10000, D), columns = model.param_names
 
-K flows (seeds ``seed, ..., seed + K - 1``) are trained independently by minimising a
+K flows (seeds ``seed, ..., seed + K - 1``, each on its own bootstrap resample of the catalog)
+are trained independently by minimising a
 Wasserstein-type distance between forward-modelled and observed magnitudes
 (:mod:`~sedinfer.population.train`); together they form the returned
 :class:`~sedinfer.population.ensemble.Population`. ``model`` may be an SPS model or any
@@ -61,7 +62,12 @@ class FitConfig:
     scaling; n_projections: directions of the sliced loss. blur: Sinkhorn blur schedule (mag).
     r0, tau: noise anti-annealing R(t) = 1 + r0 exp(-tau t/T). entropy_weight, entropy_decay:
     weight λ(t) = entropy_weight exp(-entropy_decay t/T) of KL(q ‖ uniform box) added to the
-    loss (0: PopSED's recipe; see :mod:`~sedinfer.population.train`). seed: member k uses seed + k.
+    loss (0: PopSED's recipe; see :mod:`~sedinfer.population.train`). whiten: compare magnitudes
+    after a linear map that gives the catalog unit covariance (colours weigh as much as
+    brightness; blur then in units of the catalog's spread). bootstrap: with more than one flow, each
+    member trains on its own bootstrap resample of the catalog (seeded by its seed), so the
+    ensemble spread includes the catalog's sampling noise, not only the optimiser's.
+    seed: member k uses seed + k.
     flow: flow architecture. clip_grad_norm: gradient-norm clip (None: off). checkpoint_dir:
     per-member checkpoints (resumed when present). min_loss_drop: warn when a member's final
     monitor loss is above this fraction of its initial one (and above twice the data floor).
@@ -84,6 +90,8 @@ class FitConfig:
     tau: float = 12.0
     entropy_weight: float = 0.1
     entropy_decay: float = 6.0
+    whiten: bool = True
+    bootstrap: bool = True
     seed: int = 0
     flow: FlowConfig = DEFAULT_POPULATION_FLOW
     clip_grad_norm: float | None = 10.0
@@ -182,10 +190,11 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
     members, history = [], []
     for k in range(n_flows):
         ckpt = ckpt_dir / f"member{k:03d}.pt" if ckpt_dir is not None else None
+        rows = bootstrap_rows(n, config.seed + k) if config.bootstrap and n_flows > 1 else None
         flow, record = train_member(config.seed + k, forward, observed, config, batch_size=batch_size,
                                     steps_per_epoch=steps_per_epoch, device=device, run_id=run_id,
                                     checkpoint=ckpt, progress=progress,
-                                    label=f"population flow {k + 1}/{n_flows}")
+                                    label=f"population flow {k + 1}/{n_flows}", rows=rows)
         members.append(flow)
         history.append(record)
     _warn_if_loss_flat(history, config.min_loss_drop)
@@ -198,6 +207,12 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
         "history": history,
     }
     return Population(members, metadata).eval()
+
+
+def bootstrap_rows(n: int, seed: int) -> torch.Tensor:
+    """Row indices (n,) of a bootstrap resample (with replacement) of n catalog rows, seeded."""
+    g = torch.Generator().manual_seed(1_000_000_007 + seed)
+    return torch.randint(n, (n,), generator=g)
 
 
 def _warn_if_loss_flat(history: list[dict[str, Any]], min_drop: float) -> None:
@@ -214,4 +229,4 @@ def _warn_if_loss_flat(history: list[dict[str, Any]], min_drop: float) -> None:
             "catalog), or training was too short", PopulationWarning, stacklevel=3)
 
 
-__all__ = ["FitConfig", "PopulationWarning", "fit"]
+__all__ = ["FitConfig", "PopulationWarning", "bootstrap_rows", "fit"]

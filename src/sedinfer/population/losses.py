@@ -152,6 +152,22 @@ def sliced_wasserstein_loss(x: Tensor, y: Tensor, n_projections: int = 256, x_we
     return 0.5 * x.shape[1] * wasserstein_1d(dirs @ x.T, dirs @ y.T, a, b).mean()
 
 
+def whitening_matrix(y: Tensor) -> Tensor:
+    """W (B, B) such that the rows of y (M, B) @ W have unit covariance: W = L^-T, C = L L^T.
+
+    Distances between whitened magnitudes weigh every direction of the observed photometry
+    (colours as much as brightness) by its spread in the catalog.
+    """
+    yd = y.detach().double()
+    cov = torch.cov(yd.T).reshape(yd.shape[1], yd.shape[1])
+    chol, info = torch.linalg.cholesky_ex(cov)
+    if int(info) != 0:
+        raise ParameterError("the catalog's magnitudes have a singular covariance (a constant band, or bands "
+                             "that are exact copies); whitening needs them to vary independently")
+    eye = torch.eye(yd.shape[1], dtype=yd.dtype, device=yd.device)
+    return torch.linalg.solve_triangular(chol, eye, upper=False).T.to(y.dtype)
+
+
 def population_loss(kind: str, x: Tensor, y: Tensor, *, blur: float, scaling: float = 0.5,
                     n_projections: int = 256, x_weights: Tensor | None = None,
                     generator: torch.Generator | None = None) -> Tensor:
@@ -164,4 +180,4 @@ def population_loss(kind: str, x: Tensor, y: Tensor, *, blur: float, scaling: fl
 
 
 __all__ = ["LOSSES", "BlurSchedule", "population_loss", "random_directions", "sinkhorn_loss",
-           "sliced_wasserstein_loss", "wasserstein_1d"]
+           "sliced_wasserstein_loss", "wasserstein_1d", "whitening_matrix"]

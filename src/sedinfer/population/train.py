@@ -38,7 +38,7 @@ from sedinfer.errors import ParameterError, SedinferError
 from sedinfer.noise import anti_annealing_factor
 from sedinfer.population.flow import BoxFlow
 from sedinfer.population.forward import ForwardModel
-from sedinfer.population.losses import population_loss
+from sedinfer.population.losses import population_loss, whitening_matrix
 
 if TYPE_CHECKING:
     from sedinfer.population.fit import FitConfig
@@ -52,7 +52,9 @@ def fingerprint(parts: Any) -> str:
 
 
 def _loss(config: FitConfig, x: Tensor, y: Tensor, blur: float, w: Tensor | None,
-          gen: torch.Generator | None) -> Tensor:
+          gen: torch.Generator | None, metric: Tensor | None = None) -> Tensor:
+    if metric is not None:
+        x, y = x @ metric, y @ metric
     return population_loss(config.loss, x, y, blur=blur, scaling=config.sinkhorn_scaling,
                            n_projections=config.n_projections, x_weights=w, generator=gen)
 
@@ -62,6 +64,7 @@ class Monitor:
 
     def __init__(self, forward: ForwardModel, observed: Tensor, config: FitConfig, device: torch.device):
         self.forward, self.config, self.device = forward, config, device
+        self.metric = whitening_matrix(observed) if config.whiten else None
         n = observed.shape[0]
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(MONITOR_SEED)).to(device)
         self.y = observed[perm[:min(n, config.monitor_size)]]
@@ -75,13 +78,13 @@ class Monitor:
     def __call__(self, flow: BoxFlow) -> float:
         gen = self._gen()
         x, w, _ = self.forward(flow.sample(self.config.monitor_size, gen), 1.0, gen)
-        return float(_loss(self.config, x, self.y, self.config.blur.stop, w, gen))
+        return float(_loss(self.config, x, self.y, self.config.blur.stop, w, gen, self.metric))
 
     @torch.no_grad()
     def floor(self) -> float:
         if self.halves is None:
             return 0.0
-        return float(_loss(self.config, *self.halves, self.config.blur.stop, None, self._gen()))
+        return float(_loss(self.config, *self.halves, self.config.blur.stop, None, self._gen(), self.metric))
 
 
 def _state_dict(flow, opt, sched, gens, state, fp) -> dict[str, Any]:
@@ -92,11 +95,14 @@ def _state_dict(flow, opt, sched, gens, state, fp) -> dict[str, Any]:
 
 def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: FitConfig, *, batch_size: int,
                  steps_per_epoch: int, device: torch.device, run_id: str, checkpoint: Path | None = None,
-                 progress: bool = True, label: str = "flow") -> tuple[BoxFlow, dict[str, Any]]:
+                 progress: bool = True, label: str = "flow", rows: Tensor | None = None
+                 ) -> tuple[BoxFlow, dict[str, Any]]:
     """Train one flow with ``seed``; returns it (eval mode) and its history record.
 
     ``observed`` (N, B) asinh magnitudes on ``device``; ``run_id`` identifies data and settings
-    (a checkpoint written for another run is refused).
+    (a checkpoint written for another run is refused). ``rows`` (M,): the catalog rows this
+    member trains on (e.g. a bootstrap resample; default all); the monitor always uses the
+    whole catalog.
     """
     sim = forward.simulator
     devices = [device] if device.type == "cuda" else []
@@ -130,7 +136,8 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
 
     bar = tqdm(total=total, initial=state["step"], desc=label, unit="step", dynamic_ncols=True,
                disable=None if progress else True)
-    n = observed.shape[0]
+    rows = torch.arange(observed.shape[0], device=device) if rows is None else rows.to(device)
+    n = rows.shape[0]
     start = time.perf_counter() - state["seconds"]
     loss_sum, kl_sum, kept_sum, order = 0.0, 0.0, 0, None
     log_volume = flow.log_volume()
@@ -139,7 +146,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
         epoch, pos = divmod(step, steps_per_epoch)
         if order is None or pos == 0:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-            order = order.to(device)
+            order = rows[order.to(device)]
         idx = order[(pos * batch_size + torch.arange(batch_size, device=device)) % n]
         r = anti_annealing_factor(step, total, config.r0, config.tau)
         blur = config.blur(step, total)
@@ -150,7 +157,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
         else:
             theta, kl = flow.sample(config.n_simulated, gen), None
         x, w, kept = forward(theta, r, gen)
-        distance = _loss(config, x, observed[idx], blur, w, gen)
+        distance = _loss(config, x, observed[idx], blur, w, gen, monitor.metric)
         loss = distance if kl is None else distance + lam * kl
         if not bool(torch.isfinite(loss)):
             raise SedinferError(f"{label}: the loss became {loss.item()} at step {step}; check the "
