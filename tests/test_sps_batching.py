@@ -59,5 +59,10 @@ def test_map_chunks_keeps_order_modes_and_thread_count():
         seen.clear()
         map_chunks(fn, list(range(3)))                              # autograd on: in order, here
         assert [t for t, _, _ in seen] == [main] * 3 and all(s[1] for s in seen)
+        seen.clear()
+        worker = threading.Thread(target=lambda: torch.no_grad()(map_chunks)(fn, list(range(3))))
+        worker.start()
+        worker.join()                                                # from another thread: in order, there
+        assert len({t for t, _, _ in seen}) == 1 and seen[0][0] != main
     finally:
         torch.set_num_threads(n)

@@ -12,6 +12,7 @@ matrix product of fixed inner shape; it is differentiable in ``x`` and ``tables`
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -26,13 +27,16 @@ def map_chunks(fn: Callable[[T], R], chunks: Sequence[T], parallel: bool = True)
     """``[fn(c) for c in chunks]``, on CPU spread over ``torch.get_num_threads()`` Python threads.
 
     Each thread runs whole chunks with one intra-op thread: the many small element-wise kernels
-    of a chunk scale poorly with intra-op threads, whole chunks side by side scale almost
-    linearly. Used only without autograd (``parallel`` False, or one thread, runs in order);
-    the caller's grad/inference mode is carried into the threads, and torch's thread count is
-    restored afterwards. Results keep the order of ``chunks``.
+    of a chunk scale poorly with intra-op threads, whole chunks side by side scale better.
+    Used only without autograd and from the main thread (so concurrent callers in other threads
+    never change torch's thread count under each other); otherwise, or with ``parallel`` False
+    or one thread, the chunks run in order here. The caller's grad/inference mode is carried
+    into the threads and torch's thread count is restored afterwards. Results keep the order
+    of ``chunks``.
     """
     workers = min(torch.get_num_threads(), len(chunks))
-    if not parallel or workers < 2 or torch.is_grad_enabled():
+    if (not parallel or workers < 2 or torch.is_grad_enabled()
+            or threading.current_thread() is not threading.main_thread()):
         return [fn(c) for c in chunks]
     inference = torch.is_inference_mode_enabled()
 
