@@ -80,6 +80,7 @@ def config_from(args, **kw) -> FitConfig:
         seed=args.seed,
         entropy_weight=args.entropy_weight,
         entropy_decay=args.entropy_decay,
+        entropy_spread=args.entropy_spread,
         whiten=not args.no_whiten,
         bootstrap=not args.no_bootstrap,
         **kw,
@@ -147,7 +148,8 @@ def recovery(args, model, sdss, bounds) -> dict:
         "seconds_per_flow": [h["seconds"] for h in pop.history],
         "config": cfg.to_dict(),
         "monitor": [
-            {k: h[k] for k in ("seed", "monitor_initial", "monitor_final", "monitor_floor")}
+            {k: h.get(k) for k in ("seed", "entropy_weight", "monitor_initial", "monitor_final",
+                                   "monitor_floor")}
             for h in pop.history
         ],
         "recovery": report,
@@ -211,6 +213,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--entropy-weight", type=float, default=FitConfig.entropy_weight)
     ap.add_argument("--entropy-decay", type=float, default=FitConfig.entropy_decay)
+    ap.add_argument("--entropy-spread", type=float, default=FitConfig.entropy_spread)
     ap.add_argument("--no-whiten", action="store_true", help="raw magnitudes (whiten=False)")
     ap.add_argument("--no-bootstrap", action="store_true", help="all flows on the whole catalog")
     ap.add_argument("--samples", type=int, default=20_000)

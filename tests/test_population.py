@@ -189,6 +189,17 @@ def test_bootstrap_rows_are_seeded_resamples():
     assert 0.55 < len(torch.unique(a)) / 1000 < 0.70          # 1 - 1/e of the rows, with repeats
 
 
+def test_member_entropy_weights_span_the_spread():
+    from sedinfer.population.fit import member_entropy_weight
+
+    c = FitConfig(entropy_weight=0.1, entropy_spread=3.0)
+    w = [member_entropy_weight(c, k, 5) for k in range(5)]
+    np.testing.assert_allclose(w, [0.1 / 3, 0.1 / 3**0.5, 0.1, 0.1 * 3**0.5, 0.3])
+    assert member_entropy_weight(c, 0, 1) == 0.1 and member_entropy_weight(FitConfig(), 4, 5) == 0.1
+    with pytest.raises(ParameterError, match="entropy_spread"):
+        FitConfig(entropy_spread=0.5)
+
+
 def test_save_load_roundtrip(toy_population, tmp_path):
     path = toy_population.save(tmp_path / "pop.pt")
     again = load(path)

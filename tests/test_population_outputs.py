@@ -174,6 +174,8 @@ def test_population_cli_end_to_end(tmp_path, mock):
         "--no-progress",
         "--selection",
         "sdss_r0<19.8",
+        "--entropy-spread",
+        "2",
     ]
     assert main(args) == 0
     for name in (
@@ -191,6 +193,7 @@ def test_population_cli_end_to_end(tmp_path, mock):
     assert "recovery" in run and "log_mstar" in run["recovery"]["ensemble"]
     pop = si.population.load(out / "population.pt")
     assert pop.n_flows == 2 and float(pop.high[0]) == pytest.approx(0.8)
+    assert [h["entropy_weight"] for h in pop.history] == pytest.approx([0.05, 0.2])
     # a rerun resumes from the finished checkpoints and gives the same population
     assert main(args) == 0
     again = si.population.load(out / "population.pt")

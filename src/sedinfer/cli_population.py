@@ -94,6 +94,12 @@ def add_population(p: argparse.ArgumentParser) -> None:
         help="initial weight of KL(q || uniform) in the loss; 0 for PopSED's recipe (default: 0.1)",
     )
     f.add_argument(
+        "--entropy-spread",
+        type=float,
+        default=1.0,
+        help="members' entropy weights spread log-evenly over weight/S..weight*S (default: 1, all equal)",
+    )
+    f.add_argument(
         "--no-whiten",
         action="store_true",
         help="compare raw magnitudes (PopSED) instead of magnitudes whitened by the catalog's covariance",
@@ -193,6 +199,7 @@ def cmd_population(args: argparse.Namespace) -> int:
         loss=args.loss,
         seed=args.seed,
         entropy_weight=args.entropy_weight,
+        entropy_spread=args.entropy_spread,
         whiten=not args.no_whiten,
         bootstrap=not args.no_bootstrap,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +62,14 @@ class FitConfig:
     scaling; n_projections: directions of the sliced loss. blur: Sinkhorn blur schedule (mag).
     r0, tau: noise anti-annealing R(t) = 1 + r0 exp(-tau t/T). entropy_weight, entropy_decay:
     weight λ(t) = entropy_weight exp(-entropy_decay t/T) of KL(q ‖ uniform box) added to the
-    loss (0: PopSED's recipe; see :mod:`~sedinfer.population.train`). whiten: compare magnitudes
-    after a linear map that gives the catalog unit covariance (colours weigh as much as
-    brightness; blur then in units of the catalog's spread). bootstrap: with more than one flow, each
-    member trains on its own bootstrap resample of the catalog (seeded by its seed), so the
-    ensemble spread includes the catalog's sampling noise, not only the optimiser's.
+    loss (0: PopSED's recipe; see :mod:`~sedinfer.population.train`). entropy_spread: with K > 1
+    flows, member k uses entropy_weight · spread^(2k/(K-1) - 1), log-evenly from weight/spread
+    to weight·spread, so the ensemble also spans the choice of this prior (1: all equal).
+    whiten: compare magnitudes after a linear map that gives the catalog unit covariance
+    (colours weigh as much as brightness; blur then in units of the catalog's spread).
+    bootstrap: with more than one flow, each member trains on its own bootstrap resample of the
+    catalog (seeded by its seed), so the ensemble spread includes the catalog's sampling noise,
+    not only the optimiser's.
     seed: member k uses seed + k.
     flow: flow architecture. clip_grad_norm: gradient-norm clip (None: off). checkpoint_dir:
     per-member checkpoints (resumed when present). min_loss_drop: warn when a member's final
@@ -90,6 +93,7 @@ class FitConfig:
     tau: float = 12.0
     entropy_weight: float = 0.1
     entropy_decay: float = 6.0
+    entropy_spread: float = 1.0
     whiten: bool = True
     bootstrap: bool = True
     seed: int = 0
@@ -115,10 +119,9 @@ class FitConfig:
         if not (self.r0 >= 0 and math.isfinite(self.tau) and 0 < self.min_loss_drop <= 1):
             raise ParameterError(f"need r0 >= 0, finite tau and min_loss_drop in (0, 1], got r0={self.r0}, "
                                  f"tau={self.tau}, min_loss_drop={self.min_loss_drop}")
-        if not (self.entropy_weight >= 0 and self.entropy_decay >= 0):
-            raise ParameterError(f"need entropy_weight >= 0 and entropy_decay >= 0, got "
-                                 f"{self.entropy_weight}, "
-                                 f"{self.entropy_decay}")
+        if not (self.entropy_weight >= 0 and self.entropy_decay >= 0 and self.entropy_spread >= 1):
+            raise ParameterError(f"need entropy_weight >= 0, entropy_decay >= 0 and entropy_spread >= 1, got "
+                                 f"{self.entropy_weight}, {self.entropy_decay}, {self.entropy_spread}")
         if isinstance(self.blur, dict):
             object.__setattr__(self, "blur", BlurSchedule(**self.blur))
         if isinstance(self.flow, dict):
@@ -191,7 +194,8 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
     for k in range(n_flows):
         ckpt = ckpt_dir / f"member{k:03d}.pt" if ckpt_dir is not None else None
         rows = bootstrap_rows(n, config.seed + k) if config.bootstrap and n_flows > 1 else None
-        flow, record = train_member(config.seed + k, forward, observed, config, batch_size=batch_size,
+        member_config = replace(config, entropy_weight=member_entropy_weight(config, k, n_flows))
+        flow, record = train_member(config.seed + k, forward, observed, member_config, batch_size=batch_size,
                                     steps_per_epoch=steps_per_epoch, device=device, run_id=run_id,
                                     checkpoint=ckpt, progress=progress,
                                     label=f"population flow {k + 1}/{n_flows}", rows=rows)
@@ -207,6 +211,13 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
         "history": history,
     }
     return Population(members, metadata).eval()
+
+
+def member_entropy_weight(config: FitConfig, k: int, n_flows: int) -> float:
+    """Initial entropy weight of member k of n_flows (see ``FitConfig.entropy_spread``)."""
+    if n_flows < 2 or config.entropy_spread == 1:
+        return config.entropy_weight
+    return config.entropy_weight * config.entropy_spread ** (2 * k / (n_flows - 1) - 1)
 
 
 def bootstrap_rows(n: int, seed: int) -> torch.Tensor:
@@ -229,4 +240,4 @@ def _warn_if_loss_flat(history: list[dict[str, Any]], min_drop: float) -> None:
             "catalog), or training was too short", PopulationWarning, stacklevel=3)
 
 
-__all__ = ["FitConfig", "PopulationWarning", "bootstrap_rows", "fit"]
+__all__ = ["FitConfig", "PopulationWarning", "bootstrap_rows", "fit", "member_entropy_weight"]

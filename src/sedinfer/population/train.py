@@ -191,8 +191,9 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
         state["seconds"] = round(time.perf_counter() - start, 3)
         if checkpoint is not None:
             save_torch(_state_dict(flow, opt, sched, [gen], state, fp), checkpoint)
-    return flow, {k: state[k] for k in ("seed", "monitor_initial", "monitor_final", "monitor_floor",
-                                        "seconds", "epochs")}
+    record = {k: state[k] for k in ("seed", "monitor_initial", "monitor_final", "monitor_floor", "seconds",
+                                    "epochs")}
+    return flow, {**record, "entropy_weight": config.entropy_weight}
 
 
 __all__ = ["Monitor", "fingerprint", "train_member"]
