@@ -32,10 +32,11 @@ import torch
 import sedinfer as si
 from sedinfer.atomic import write_text
 from sedinfer.population import FitConfig, SoftMagnitudeLimit, fit, plots
+from sedinfer.population.data import observed_magnitudes
 from sedinfer.population.mock import MockPopulation, make_mock_catalog
 from sedinfer.population.outputs import derived_columns, population_table
 from sedinfer.population.runner import FIGURE_COLUMNS
-from sedinfer.population.validation import marginal_distances, recovery_report
+from sedinfer.population.validation import marginal_distances, photometry_c2st, recovery_report
 
 ROOT = Path(__file__).resolve().parents[1]
 FIG = ROOT / "docs" / "figures" / "population"
@@ -101,27 +102,50 @@ def recovery(args, model, sdss, bounds) -> dict:
     cfg = config_from(
         args, checkpoint_dir=args.checkpoints and str(Path(args.checkpoints) / (args.tag or "recovery"))
     )
+    sel = None
+    if args.select:
+        sel = SoftMagnitudeLimit(mock.selection["band"], mock.selection["limit_mag"], 0.05)
     t0 = time.perf_counter()
-    pop = fit(mock.mags, mock.mag_errs, model, sdss, n_flows=args.flows, config=cfg, bounds=bounds)
+    pop = fit(
+        mock.mags, mock.mag_errs, model, sdss, n_flows=args.flows, config=cfg, bounds=bounds, selection=sel
+    )
     seconds = time.perf_counter() - t0
-    table = population_table(pop, model, sdss, n=args.samples, seed=1)
+    table = population_table(pop, model, sdss, n=args.samples * (5 if sel else 1), seed=1)
     names = list(model.param_names) + ["log_mstar", "log_sfr_100myr", "mass_weighted_age"]
     truth = columns_of(model, mock.theta)
     ens = {c: np.asarray(table[c]) for c in table.colnames}
+    limit_band = mock.selection["band"]
+    beyond_limit = float((ens[f"mag_obs_{limit_band}"] >= mock.selection["limit_mag"]).mean())
+    selected_fraction = None
+    if sel is not None:  # the flow models the parent: compare the draws the survey would have selected
+        keep = ens[f"mag_obs_{sel.band}"] < sel.limit
+        selected_fraction = float(keep.mean())
+        ens = {c: v[keep] for c, v in ens.items()}
     members = [{c: v[ens["flow"] == k] for c, v in ens.items()} for k in range(pop.n_flows)]
     report = recovery_report(
         {k: truth[k] for k in names}, {k: ens[k] for k in names}, [{k: m[k] for k in names} for m in members]
     )
+    second = make_mock_catalog(model, sdss, min(args.n, 20_000), seed=99)  # same population, new draw
     report["catalog_noise_floor"] = marginal_distances(  # truth vs a second draw of the same size: the floor
         np.column_stack([truth[k] for k in names]),
-        np.column_stack(
-            [
-                columns_of(model, make_mock_catalog(model, sdss, min(args.n, 20_000), seed=99).theta)[k]
-                for k in names
-            ]
-        ),
+        np.column_stack([columns_of(model, second.theta)[k] for k in names]),
         names,
     )
+    bands = list(sdss.names)
+    soft = np.asarray(pop.metadata["softening_maggies"], dtype=np.float64)
+    catalog_mags = observed_magnitudes(mock.mags, soft).double().numpy()  # asinh, as the fit saw it
+    syn_mags = np.column_stack([ens[f"mag_obs_{b}"] for b in bands])
+    report["photometry_c2st"] = {  # can a classifier tell the catalog from the synthetic photometry?
+        "ensemble": photometry_c2st(catalog_mags, syn_mags),
+        "members": [
+            photometry_c2st(catalog_mags, np.column_stack([m[f"mag_obs_{b}"] for b in bands]))["accuracy"]
+            for m in members
+        ],
+        "ensemble_colours_only": photometry_c2st(np.diff(catalog_mags, axis=1), np.diff(syn_mags, axis=1)),
+        "second_mock": photometry_c2st(catalog_mags, observed_magnitudes(second.mags, soft).double().numpy()),
+        "meaning": "MLP classifier accuracy (5-fold), catalog vs synthetic asinh magnitudes; 0.5: "
+        "indistinguishable; second_mock: a new draw of the true population, the value to expect",
+    }
     kw = dict(
         colors=["0.4", "C0"],
         labels=["truth (mock)", "inferred population"],
@@ -130,9 +154,8 @@ def recovery(args, model, sdss, bounds) -> dict:
     tag = args.tag or "mock"
     plots.corner([truth, ens], FIGURE_COLUMNS, FIG / f"{tag}_corner.png", **kw)
     plots.corner([truth, ens], list(model.param_names), FIG / f"{tag}_corner_all.png", **kw)
-    bands = list(sdss.names)
     plots.corner(
-        [{b: mock.mags[:, j] for j, b in enumerate(bands)}, {b: ens[f"mag_obs_{b}"] for b in bands}],
+        [{b: catalog_mags[:, j] for j, b in enumerate(bands)}, {b: ens[f"mag_obs_{b}"] for b in bands}],
         bands,
         FIG / f"{tag}_photometry.png",
         colors=["0.4", "C0"],
@@ -144,6 +167,11 @@ def recovery(args, model, sdss, bounds) -> dict:
         "n_galaxies": args.n,
         "n_parent": mock.n_parent,
         "n_flows": args.flows,
+        "draws_beyond_catalog_limit": {"band": limit_band, "limit_mag": mock.selection["limit_mag"],
+                                       "fraction": beyond_limit},
+        "selection": None
+        if sel is None
+        else {**sel.to_dict(), "selected_fraction_of_draws": selected_fraction},
         "fit_seconds": round(seconds, 1),
         "seconds_per_flow": [h["seconds"] for h in pop.history],
         "config": cfg.to_dict(),
@@ -215,6 +243,8 @@ def main() -> None:
     ap.add_argument("--entropy-decay", type=float, default=FitConfig.entropy_decay)
     ap.add_argument("--entropy-spread", type=float, default=FitConfig.entropy_spread)
     ap.add_argument("--no-whiten", action="store_true", help="raw magnitudes (whiten=False)")
+    ap.add_argument("--select", action="store_true",
+                    help="recovery: fit with the mock's magnitude limit as a soft selection function")
     ap.add_argument("--no-bootstrap", action="store_true", help="all flows on the whole catalog")
     ap.add_argument("--samples", type=int, default=20_000)
     ap.add_argument("--threads", type=int, default=1)

@@ -191,6 +191,7 @@ def test_population_cli_end_to_end(tmp_path, mock):
     run = json.loads((out / "run.json").read_text())
     assert run["n_galaxies"] == 400 and run["selection"]["limit"] == 19.8
     assert "recovery" in run and "log_mstar" in run["recovery"]["ensemble"]
+    assert 0.0 <= run["photometry_c2st"]["accuracy"] <= 1.0 and run["photometry_c2st"]["n_per_class"] > 50
     pop = si.population.load(out / "population.pt")
     assert pop.n_flows == 2 and float(pop.high[0]) == pytest.approx(0.8)
     assert [h["entropy_weight"] for h in pop.history] == pytest.approx([0.05, 0.2])
@@ -222,3 +223,25 @@ def test_population_cli_errors(tmp_path, capsys):
 def test_fit_config_rejects_negative_entropy_weight():
     with pytest.raises(ParameterError, match="entropy_weight"):
         FitConfig(entropy_weight=-1.0)
+
+
+def test_photometry_c2st_detects_a_mismatch_and_honours_selection():
+    from sedinfer.population.validation import photometry_c2st
+
+    rng = np.random.default_rng(0)
+    cat = rng.normal([19.0, 18.0, 17.5], 0.5, (3000, 3))
+    same = rng.normal([19.0, 18.0, 17.5], 0.5, (3000, 3))
+    shifted = same + np.array([0.0, 0.4, 0.0])  # one colour off by 0.8 sigma
+    assert abs(photometry_c2st(cat, same)["accuracy"] - 0.5) < 0.04
+    assert photometry_c2st(cat, shifted)["accuracy"] > 0.6
+    # a synthetic set with a faint tail the catalog's cut removed is caught, and the
+    # selection probability of the synthetic rows removes the mismatch
+    cut = cat[cat[:, 2] < 17.5]  # half the parent: the best classifier reaches 0.75
+    assert photometry_c2st(cut, same)["accuracy"] > 0.65
+    keep = (same[:, 2] < 17.5).astype(float)
+    res = photometry_c2st(cut, same, keep_probability=keep)
+    assert abs(res["accuracy"] - 0.5) < 0.05 and res["n_per_class"] == min(len(cut), int(keep.sum()))
+    with pytest.raises(ParameterError, match="synthetic_mags has 1 row"):
+        photometry_c2st(cat, np.vstack([same, [np.nan, 1, 1]]))
+    with pytest.raises(ParameterError, match="keep_probability"):
+        photometry_c2st(cat, same, keep_probability=np.ones(5))

@@ -185,7 +185,10 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
         batch_size = n
     steps_per_epoch = config.steps_per_epoch or max(1, n // batch_size)
     selection_info = describe_selection(selection)
-    run_id = fingerprint([{k: v for k, v in config.to_dict().items() if k != "checkpoint_dir"},
+    # settings that do not change training; entropy_spread=1 is the behaviour from before the field
+    # existed, left out so that checkpoints written then still resume
+    ignored = {"checkpoint_dir"} | ({"entropy_spread"} if config.entropy_spread == 1.0 else set())
+    run_id = fingerprint([{k: v for k, v in config.to_dict().items() if k not in ignored},
                           list(sim.bands), list(sim.param_names), sim.low.tolist(), sim.high.tolist(),
                           b.tolist(), None if noise_model is None else noise_model.to_dict(), selection_info,
                           n, float(observed.double().sum()), float((observed.double() ** 2).sum())])

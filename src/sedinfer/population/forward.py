@@ -153,6 +153,26 @@ class SoftMagnitudeLimit:
         return {"kind": "soft_magnitude_limit", "band": self.band, "limit": self.limit, "width": self.width}
 
 
+def selection_probability(selection: Any, mags: Tensor, bands: Sequence[str]) -> Tensor:
+    """Probability (N,) in [0, 1] that ``selection`` keeps each row of magnitudes (N, B).
+
+    ``selection``: a :class:`SoftMagnitudeLimit` or a callable mags (N, B) → (N,); its output is
+    checked (shape, finite, inside [0, 1]).
+    """
+    if isinstance(selection, SoftMagnitudeLimit):
+        w = selection(mags, bands)
+    else:
+        w = torch.as_tensor(selection(mags), dtype=mags.dtype, device=mags.device)
+    if w.shape != (mags.shape[0],):
+        raise ParameterError(f"the selection function returned shape {tuple(w.shape)}; expected "
+                             f"({mags.shape[0]},), one weight per galaxy")
+    wd = w.detach()
+    if not bool(torch.isfinite(wd).all()) or bool((wd < 0).any()) or bool((wd > 1).any()):
+        raise ParameterError("the selection function must return finite weights in [0, 1], got values "
+                             f"in [{wd.min().item():.4g}, {wd.max().item():.4g}]")
+    return w
+
+
 def describe_selection(selection: Any) -> dict[str, Any] | None:
     """JSON-able description of a selection (for saved populations)."""
     if selection is None:
@@ -195,18 +215,7 @@ class ForwardModel:
         """Normalised selection weights (N,) of simulated magnitudes, or None without selection."""
         if self.selection is None:
             return None
-        if isinstance(self.selection, SoftMagnitudeLimit):
-            w = self.selection(mags, self.simulator.bands)
-        else:
-            w = torch.as_tensor(self.selection(mags), dtype=mags.dtype, device=mags.device)
-        if w.shape != (mags.shape[0],):
-            raise ParameterError(f"the selection function returned shape {tuple(w.shape)}; expected "
-                                 f"({mags.shape[0]},), one weight per galaxy")
-        wd = w.detach()
-        if not bool(torch.isfinite(wd).all()) or bool((wd < 0).any()) or bool((wd > 1).any()):
-            raise ParameterError("the selection function must return finite weights in [0, 1], got values "
-                                 f"in [{wd.min().item():.4g}, {wd.max().item():.4g}]")
-        w = w.clamp_min(MIN_SELECTION_WEIGHT)
+        w = selection_probability(self.selection, mags, self.simulator.bands).clamp_min(MIN_SELECTION_WEIGHT)
         return w / w.sum()
 
     def __call__(self, theta: Tensor, scale: float = 1.0, generator: torch.Generator | None = None
@@ -227,4 +236,4 @@ class ForwardModel:
 
 
 __all__ = ["ForwardModel", "MIN_SELECTION_WEIGHT", "Simulator", "SoftMagnitudeLimit", "describe_selection",
-           "make_simulator"]
+           "make_simulator", "selection_probability"]

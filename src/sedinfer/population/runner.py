@@ -26,6 +26,9 @@ import torch
 
 from sedinfer.atomic import write_text
 from sedinfer.errors import CatalogError
+from sedinfer.population.data import observed_magnitudes
+from sedinfer.population.forward import selection_probability
+from sedinfer.population.validation import photometry_c2st
 from sedinfer.units import POGSON
 
 FIGURE_COLUMNS = ("redshift", "log_mstar", "log_sfr_100myr", "log_z", "mass_weighted_age")
@@ -40,10 +43,13 @@ class PopulationRun:
     n_dropped: int
     seconds: float
     files: list[Path] = field(default_factory=list)
+    photometry_c2st: float = float("nan")
 
     def line(self) -> str:
         return (
             f"fitted {self.n_galaxies} galaxies ({self.n_dropped} dropped) in {self.seconds:.0f} s; "
+            f"catalog vs synthetic photometry C2ST accuracy {self.photometry_c2st:.3f} "
+            "(0.5: indistinguishable); "
             f"outputs in {self.out_dir}"
         )
 
@@ -157,8 +163,20 @@ def run_population(
         )
     )
     bands = list(filters.names)
-    obs = {b: mags[:, j] for j, b in enumerate(bands)}
-    syn = {b: ens[f"mag_obs_{b}"] if f"mag_obs_{b}" in ens else ens[f"mag_{b}"] for b in bands}
+    obs_mags = np.asarray(mags, dtype=np.float64)
+    soft = pop.metadata.get("softening_maggies")
+    if f"mag_obs_{bands[0]}" in ens:  # noisy synthetic photometry: asinh, as in the fit
+        syn_mags = np.column_stack([ens[f"mag_obs_{b}"] for b in bands])
+        if soft is not None:  # the catalog in the same asinh magnitudes
+            obs_mags = observed_magnitudes(obs_mags, np.asarray(soft, dtype=np.float64)).double().numpy()
+    else:
+        syn_mags = np.column_stack([ens[f"mag_{b}"] for b in bands])
+    obs = {b: obs_mags[:, j] for j, b in enumerate(bands)}
+    if selection is not None:  # the flows model the parent: keep the draws the survey would select
+        p = selection_probability(selection, torch.as_tensor(syn_mags, dtype=torch.float32), tuple(bands))
+        syn_mags = syn_mags[np.random.default_rng(config.seed).random(len(syn_mags)) < p.numpy()]
+    syn = {b: syn_mags[:, j] for j, b in enumerate(bands)}
+    c2st = photometry_c2st(obs_mags, syn_mags, seed=config.seed)
     files.append(
         plots.corner(
             [obs, syn],
@@ -185,6 +203,8 @@ def run_population(
         "selection": pop.metadata.get("selection"),
         "bounds": {"low": pop.low.tolist(), "high": pop.high.tolist(), "names": list(pop.param_names)},
         "fit_seconds": round(fit_seconds, 1),
+        "photometry_c2st": {**c2st, "meaning": "classifier accuracy, catalog vs synthetic photometry of the "
+                            "inferred population; 0.5: indistinguishable"},
         "monitor": [
             {k: h[k] for k in ("seed", "monitor_initial", "monitor_final", "monitor_floor", "seconds")}
             for h in pop.history
@@ -199,7 +219,8 @@ def run_population(
             [{k: m[k] for k in FIGURE_COLUMNS} for m in members],
         )
     files.append(write_text(out / "run.json", json.dumps(run, indent=1, default=float)))
-    return PopulationRun(out, int(keep.sum()), int((~keep).sum()), time.perf_counter() - start, files)
+    return PopulationRun(out, int(keep.sum()), int((~keep).sum()), time.perf_counter() - start, files,
+                         c2st["accuracy"])
 
 
 __all__ = ["FIGURE_COLUMNS", "PopulationRun", "catalog_magnitudes", "run_population"]
