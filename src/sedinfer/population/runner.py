@@ -28,7 +28,7 @@ from sedinfer.atomic import write_text
 from sedinfer.errors import CatalogError
 from sedinfer.population.data import observed_magnitudes
 from sedinfer.population.forward import selection_probability
-from sedinfer.population.validation import photometry_c2st
+from sedinfer.population.validation import keep_with_probability, photometry_c2st
 from sedinfer.units import POGSON
 
 FIGURE_COLUMNS = ("redshift", "log_mstar", "log_sfr_100myr", "log_z", "mass_weighted_age")
@@ -174,7 +174,7 @@ def run_population(
     obs = {b: obs_mags[:, j] for j, b in enumerate(bands)}
     if selection is not None:  # the flows model the parent: keep the draws the survey would select
         p = selection_probability(selection, torch.as_tensor(syn_mags, dtype=torch.float32), tuple(bands))
-        syn_mags = syn_mags[np.random.default_rng(config.seed).random(len(syn_mags)) < p.numpy()]
+        syn_mags = keep_with_probability(syn_mags, p.detach().numpy(), config.seed)
     syn = {b: syn_mags[:, j] for j, b in enumerate(bands)}
     c2st = photometry_c2st(obs_mags, syn_mags, seed=config.seed)
     files.append(

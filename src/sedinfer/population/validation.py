@@ -95,6 +95,14 @@ def recovery_report(
     }
 
 
+def keep_with_probability(rows: np.ndarray, probability: Any, seed: int) -> np.ndarray:
+    """The rows (M, ...) kept, each independently with its probability (M,) in [0, 1], seeded."""
+    p = np.asarray(probability, dtype=np.float64)
+    if p.shape != (len(rows),) or not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
+        raise ParameterError(f"keep_probability must be ({len(rows)},) values in [0, 1], got shape {p.shape}")
+    return rows[np.random.default_rng(seed).random(len(rows)) < p]
+
+
 def photometry_c2st(
     catalog_mags: Any,
     synthetic_mags: Any,
@@ -121,15 +129,11 @@ def photometry_c2st(
         if not np.isfinite(a).all():
             raise ParameterError(f"{what} has {int((~np.isfinite(a)).any(1).sum())} row(s) with NaN/inf")
     if keep_probability is not None:
-        p = np.asarray(keep_probability, dtype=np.float64)
-        if p.shape != (len(syn),) or not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
-            raise ParameterError(
-                f"keep_probability must be ({len(syn)},) values in [0, 1], got shape {p.shape}"
-            )
-        syn = syn[np.random.default_rng(seed + 1).random(len(syn)) < p]
+        syn = keep_with_probability(syn, keep_probability, seed + 1)
     n = min(len(obs), len(syn), max_samples)
     acc = c2st(obs, syn, seed=seed, max_samples=max_samples)
     return {"accuracy": float(acc), "n_per_class": int(n)}
 
 
-__all__ = ["ensemble_coverage", "marginal_distances", "photometry_c2st", "recovery_report"]
+__all__ = ["ensemble_coverage", "keep_with_probability", "marginal_distances", "photometry_c2st",
+           "recovery_report"]
