@@ -23,7 +23,13 @@ from sedinfer.population import (
     sinkhorn_loss,
     sliced_wasserstein_loss,
 )
-from sedinfer.population.losses import wasserstein_1d, whitening_matrix
+from sedinfer.population.losses import (
+    marginal_directions,
+    population_loss,
+    projected_wasserstein_loss,
+    wasserstein_1d,
+    whitening_matrix,
+)
 from sedinfer.posterior.flow import FlowConfig
 
 SMALL_FLOW = FlowConfig(transforms=4, hidden=(32, 32), bins=8)
@@ -147,6 +153,42 @@ def test_whitening_gives_unit_covariance_and_refuses_singular():
         whitening_matrix(torch.cat([y[:, :1], y[:, :1]], 1))
 
 
+def test_marginal_directions_project_onto_bands_and_colours():
+    g = torch.Generator().manual_seed(8)
+    mags = torch.randn(2000, 4, generator=g) @ torch.randn(4, 4, generator=g) + 18.0
+    metric = whitening_matrix(mags)
+    dirs = marginal_directions(4, metric)
+    assert dirs.shape == (7, 4)
+    np.testing.assert_allclose(dirs.norm(dim=1).numpy(), 1.0, rtol=1e-6)
+    proj = (mags @ metric) @ dirs.T                           # what the loss sees along each direction
+    raw = torch.cat([mags, mags[:, :-1] - mags[:, 1:]], 1)    # bands, then adjacent colours
+    for j in range(7):
+        scale = proj[:, j].std() / raw[:, j].std()
+        np.testing.assert_allclose((proj[:, j] - proj[:, j].mean()).numpy(),
+                                   (scale * (raw[:, j] - raw[:, j].mean())).numpy(), atol=1e-3)
+    np.testing.assert_allclose(marginal_directions(2).numpy(), [[1, 0], [0, 1], [2**-0.5, -(2**-0.5)]])
+
+
+def test_marginal_term_is_exact_for_a_one_band_shift_and_mixes_with_the_distance():
+    x = torch.randn(500, 3, generator=torch.Generator().manual_seed(9))
+    y = x.clone()
+    y[:, 0] += 0.4           # band 0 shifted: W2² = Δ² along e0, Δ²/2 along the colour (e0 - e1)/√2
+    expected = 0.5 * 3 * (0.4**2 + 0.4**2 / 2) / 5            # B/2 · mean over the 5 directions
+    marginal = projected_wasserstein_loss(x, y, marginal_directions(3)).item()
+    assert marginal == pytest.approx(expected, rel=1e-5)
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    sliced = population_loss("sliced", x, y, blur=0.05, n_projections=64, generator=gen()).item()
+    mixed = population_loss("sliced", x, y, blur=0.05, n_projections=64, generator=gen(),
+                            marginal_weight=0.25).item()
+    assert mixed == pytest.approx(0.75 * sliced + 0.25 * expected, rel=1e-5)
+    with pytest.raises(ParameterError, match="marginal_weight"):
+        population_loss("sliced", x, y, blur=0.05, marginal_weight=1.5)
+    with pytest.raises(ParameterError, match="marginal_weight"):
+        FitConfig(marginal_weight=-0.1)
+    with pytest.raises(ParameterError, match="directions must be"):
+        projected_wasserstein_loss(x, y, torch.ones(2, 4))
+
+
 def test_blur_schedule_follows_popsed():
     b = BlurSchedule()
     assert [b(t, 800) for t in (0, 59, 60, 299, 300, 359, 360, 799)] == [0.3, 0.3, 0.25, 0.1, 0.05, 0.05,
@@ -195,7 +237,9 @@ def test_member_entropy_weights_span_the_spread():
     c = FitConfig(entropy_weight=0.1, entropy_spread=3.0)
     w = [member_entropy_weight(c, k, 5) for k in range(5)]
     np.testing.assert_allclose(w, [0.1 / 3, 0.1 / 3**0.5, 0.1, 0.1 * 3**0.5, 0.3])
-    assert member_entropy_weight(c, 0, 1) == 0.1 and member_entropy_weight(FitConfig(), 4, 5) == 0.1
+    assert member_entropy_weight(c, 0, 1) == 0.1
+    assert member_entropy_weight(FitConfig(entropy_spread=1), 4, 5) == 0.1
+    assert member_entropy_weight(FitConfig(), 4, 5) == pytest.approx(0.3)          # the default spread, 3
     with pytest.raises(ParameterError, match="entropy_spread"):
         FitConfig(entropy_spread=0.5)
 

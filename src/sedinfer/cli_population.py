@@ -96,8 +96,15 @@ def add_population(p: argparse.ArgumentParser) -> None:
     f.add_argument(
         "--entropy-spread",
         type=float,
-        default=1.0,
-        help="members' entropy weights spread log-evenly over weight/S..weight*S (default: 1, all equal)",
+        default=3.0,
+        help="members' entropy weights spread log-evenly over weight/S..weight*S (default: 3; 1: all equal)",
+    )
+    f.add_argument(
+        "--marginal-weight",
+        type=float,
+        default=None,
+        help="share of the loss on the 1-D distribution of every band and colour, in [0, 1] "
+        "(default: 0.5; 0 for PopSED's loss)",
     )
     f.add_argument(
         "--no-whiten",
@@ -201,6 +208,7 @@ def cmd_population(args: argparse.Namespace) -> int:
         entropy_weight=args.entropy_weight,
         entropy_spread=args.entropy_spread,
         whiten=not args.no_whiten,
+        **({} if args.marginal_weight is None else {"marginal_weight": args.marginal_weight}),
         bootstrap=not args.no_bootstrap,
     )
     run = run_population(

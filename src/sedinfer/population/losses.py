@@ -132,6 +132,37 @@ def wasserstein_1d(x: Tensor, y: Tensor, x_weights: Tensor, y_weights: Tensor) -
     return (dt * (xs.gather(1, i) - ys.gather(1, j)) ** 2).sum(1)
 
 
+def projected_wasserstein_loss(x: Tensor, y: Tensor, directions: Tensor, x_weights: Tensor | None = None,
+                               y_weights: Tensor | None = None) -> Tensor:
+    """Mean over ``directions`` (P, B) of the exact 1-D W2² of the projections of x (N, B) and
+    y (M, B), times B/2 (the scale of :func:`sliced_wasserstein_loss`). Returns a scalar tensor."""
+    _check_points(x, y)
+    if directions.ndim != 2 or directions.shape[1] != x.shape[1] or directions.shape[0] < 1:
+        raise ParameterError(f"directions must be (P, {x.shape[1]}) with P >= 1, got "
+                             f"{tuple(directions.shape)}")
+    a = _weights(x_weights, x.shape[0], x, "x_weights")
+    b = _weights(y_weights, y.shape[0], y, "y_weights")
+    d = directions.to(x)
+    return 0.5 * x.shape[1] * wasserstein_1d(d @ x.T, d @ y.T, a, b).mean()
+
+
+def marginal_directions(n_bands: int, metric: Tensor | None = None) -> Tensor:
+    """Unit directions (2B - 1, B) along which the projections of compared points are the bands
+    and the adjacent colours (band j minus band j+1) of the photometry.
+
+    ``metric`` (B, B): the linear map the points went through (x_compared = x_mag @ metric, e.g.
+    the whitening matrix); band j of x_mag is then x_compared @ metric⁻¹ e_j. Without it the
+    points are magnitudes.
+    """
+    if n_bands < 1:
+        raise ParameterError(f"need at least one band, got {n_bands}")
+    eye = torch.eye(n_bands, dtype=torch.float64)
+    raw = torch.cat([eye, eye[:-1] - eye[1:]])
+    dirs = raw if metric is None else raw @ torch.linalg.inv(metric.detach().double().cpu()).T
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    return dirs.to(torch.float32 if metric is None else metric.dtype)
+
+
 def sliced_wasserstein_loss(x: Tensor, y: Tensor, n_projections: int = 256, x_weights: Tensor | None = None,
                             y_weights: Tensor | None = None, generator: torch.Generator | None = None
                             ) -> Tensor:
@@ -146,10 +177,8 @@ def sliced_wasserstein_loss(x: Tensor, y: Tensor, n_projections: int = 256, x_we
     _check_points(x, y)
     if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
         raise ParameterError(f"n_projections must be a positive integer, got {n_projections!r}")
-    a = _weights(x_weights, x.shape[0], x, "x_weights")
-    b = _weights(y_weights, y.shape[0], y, "y_weights")
     dirs = random_directions(n_projections, x.shape[1], generator, x.dtype, x.device)
-    return 0.5 * x.shape[1] * wasserstein_1d(dirs @ x.T, dirs @ y.T, a, b).mean()
+    return projected_wasserstein_loss(x, y, dirs, x_weights, y_weights)
 
 
 def whitening_matrix(y: Tensor) -> Tensor:
@@ -170,14 +199,30 @@ def whitening_matrix(y: Tensor) -> Tensor:
 
 def population_loss(kind: str, x: Tensor, y: Tensor, *, blur: float, scaling: float = 0.5,
                     n_projections: int = 256, x_weights: Tensor | None = None,
-                    generator: torch.Generator | None = None) -> Tensor:
-    """The loss ``kind`` (one of :data:`LOSSES`) between simulated x (weights α) and observed y."""
+                    generator: torch.Generator | None = None, marginal_weight: float = 0.0,
+                    marginal_dirs: Tensor | None = None) -> Tensor:
+    """The loss ``kind`` (one of :data:`LOSSES`) between simulated x (weights α) and observed y.
+
+    With ``marginal_weight`` a > 0 the result is (1 - a)·distance + a·(the 1-D W2² along
+    ``marginal_dirs``, by default :func:`marginal_directions` of unmapped magnitudes): a share of
+    the loss goes to matching every band's and colour's 1-D distribution, which a sharp feature
+    such as a catalog's magnitude limit needs and random projections dilute.
+    """
+    if not 0 <= marginal_weight <= 1:
+        raise ParameterError(f"marginal_weight must be in [0, 1], got {marginal_weight}")
     if kind == "sinkhorn":
-        return sinkhorn_loss(x, y, blur, scaling, x_weights=x_weights)
-    if kind == "sliced":
-        return sliced_wasserstein_loss(x, y, n_projections, x_weights=x_weights, generator=generator)
-    raise ParameterError(f"loss must be one of {LOSSES}, got {kind!r}")
+        distance = sinkhorn_loss(x, y, blur, scaling, x_weights=x_weights)
+    elif kind == "sliced":
+        distance = sliced_wasserstein_loss(x, y, n_projections, x_weights=x_weights, generator=generator)
+    else:
+        raise ParameterError(f"loss must be one of {LOSSES}, got {kind!r}")
+    if marginal_weight == 0:
+        return distance
+    dirs = marginal_directions(x.shape[1]) if marginal_dirs is None else marginal_dirs
+    marginal = projected_wasserstein_loss(x, y, dirs, x_weights=x_weights)
+    return (1 - marginal_weight) * distance + marginal_weight * marginal
 
 
-__all__ = ["LOSSES", "BlurSchedule", "population_loss", "random_directions", "sinkhorn_loss",
-           "sliced_wasserstein_loss", "wasserstein_1d", "whitening_matrix"]
+__all__ = ["LOSSES", "BlurSchedule", "marginal_directions", "population_loss", "projected_wasserstein_loss",
+           "random_directions", "sinkhorn_loss", "sliced_wasserstein_loss", "wasserstein_1d",
+           "whitening_matrix"]

@@ -38,7 +38,7 @@ from sedinfer.errors import ParameterError, SedinferError
 from sedinfer.noise import anti_annealing_factor
 from sedinfer.population.flow import BoxFlow
 from sedinfer.population.forward import ForwardModel
-from sedinfer.population.losses import population_loss, whitening_matrix
+from sedinfer.population.losses import marginal_directions, population_loss, whitening_matrix
 
 if TYPE_CHECKING:
     from sedinfer.population.fit import FitConfig
@@ -53,10 +53,12 @@ def fingerprint(parts: Any) -> str:
 
 def _loss(config: FitConfig, x: Tensor, y: Tensor, blur: float, w: Tensor | None,
           gen: torch.Generator | None, metric: Tensor | None = None) -> Tensor:
+    dirs = marginal_directions(x.shape[1], metric).to(x.device) if config.marginal_weight > 0 else None
     if metric is not None:
         x, y = x @ metric, y @ metric
     return population_loss(config.loss, x, y, blur=blur, scaling=config.sinkhorn_scaling,
-                           n_projections=config.n_projections, x_weights=w, generator=gen)
+                           n_projections=config.n_projections, x_weights=w, generator=gen,
+                           marginal_weight=config.marginal_weight, marginal_dirs=dirs)
 
 
 class Monitor:
