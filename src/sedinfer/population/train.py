@@ -52,8 +52,7 @@ def fingerprint(parts: Any) -> str:
 
 
 def _loss(config: FitConfig, x: Tensor, y: Tensor, blur: float, w: Tensor | None,
-          gen: torch.Generator | None, metric: Tensor | None = None) -> Tensor:
-    dirs = marginal_directions(x.shape[1], metric).to(x.device) if config.marginal_weight > 0 else None
+          gen: torch.Generator | None, metric: Tensor | None = None, dirs: Tensor | None = None) -> Tensor:
     if metric is not None:
         x, y = x @ metric, y @ metric
     return population_loss(config.loss, x, y, blur=blur, scaling=config.sinkhorn_scaling,
@@ -67,6 +66,8 @@ class Monitor:
     def __init__(self, forward: ForwardModel, observed: Tensor, config: FitConfig, device: torch.device):
         self.forward, self.config, self.device = forward, config, device
         self.metric = whitening_matrix(observed) if config.whiten else None
+        self.axes = (marginal_directions(observed.shape[1], self.metric).to(device)
+                     if config.marginal_weight > 0 else None)
         n = observed.shape[0]
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(MONITOR_SEED)).to(device)
         self.y = observed[perm[:min(n, config.monitor_size)]]
@@ -80,13 +81,14 @@ class Monitor:
     def __call__(self, flow: BoxFlow) -> float:
         gen = self._gen()
         x, w, _ = self.forward(flow.sample(self.config.monitor_size, gen), 1.0, gen)
-        return float(_loss(self.config, x, self.y, self.config.blur.stop, w, gen, self.metric))
+        return float(_loss(self.config, x, self.y, self.config.blur.stop, w, gen, self.metric, self.axes))
 
     @torch.no_grad()
     def floor(self) -> float:
         if self.halves is None:
             return 0.0
-        return float(_loss(self.config, *self.halves, self.config.blur.stop, None, self._gen(), self.metric))
+        return float(_loss(self.config, *self.halves, self.config.blur.stop, None, self._gen(), self.metric,
+                           self.axes))
 
 
 def _state_dict(flow, opt, sched, gens, state, fp) -> dict[str, Any]:
@@ -159,7 +161,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
         else:
             theta, kl = flow.sample(config.n_simulated, gen), None
         x, w, kept = forward(theta, r, gen)
-        distance = _loss(config, x, observed[idx], blur, w, gen, monitor.metric)
+        distance = _loss(config, x, observed[idx], blur, w, gen, monitor.metric, monitor.axes)
         loss = distance if kl is None else distance + lam * kl
         if not bool(torch.isfinite(loss)):
             raise SedinferError(f"{label}: the loss became {loss.item()} at step {step}; check the "
