@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/population_loss_resolution.py --checkpoints DIR --flows 5 [--loss sliced] \
-        [--marginal-weight 0.5] [--json out.json]
+        [--marginal-weight 0.5] [--entropy-spread 3] [--json out.json]
 
 The flows are the finished checkpoints of ``population_validation.py recovery`` with the same
 settings (nothing is trained here: a checkpoint for other settings is refused). For the catalog's
@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from population_validation import fit_forward_model  # a sibling script: scripts/ is on sys.path
 
 import sedinfer as si
 from sedinfer.atomic import write_text
 from sedinfer.population import FitConfig, fit
-from sedinfer.population.data import build_noise_model, catalog_fluxes, default_softening, observed_magnitudes
-from sedinfer.population.forward import ForwardModel, make_simulator
+from sedinfer.population.data import observed_magnitudes
 from sedinfer.population.losses import (
     marginal_directions,
     projected_wasserstein_loss,
@@ -60,7 +61,8 @@ def main() -> None:
     ap.add_argument("--checkpoints", required=True, help="recovery checkpoints (with the tag)")
     ap.add_argument("--flows", type=int, default=5)
     ap.add_argument("--loss", default="sliced")
-    ap.add_argument("--marginal-weight", type=float, default=0.0)
+    ap.add_argument("--marginal-weight", type=float, default=FitConfig.marginal_weight)
+    ap.add_argument("--entropy-spread", type=float, default=FitConfig.entropy_spread)
     ap.add_argument("--draws", type=int, default=20_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -75,15 +77,11 @@ def main() -> None:
         if not path.exists() or not json.loads(torch.load(path, weights_only=True)["state_json"])["done"]:
             raise SystemExit(f"{path} is missing or unfinished: run the recovery first")
     cfg = FitConfig(loss=args.loss, seed=1, marginal_weight=args.marginal_weight,
-                    checkpoint_dir=args.checkpoints)
+                    entropy_spread=args.entropy_spread, checkpoint_dir=args.checkpoints)
     pop = fit(mock.mags, mock.mag_errs, model, sdss, n_flows=args.flows, config=cfg, bounds=(low, high),
               progress=False)
-    flux, flux_err = catalog_fluxes(mock.mags, mock.mag_errs)
-    soft = default_softening(flux, flux_err)
-    forward = ForwardModel(make_simulator(model, sdss, (low, high)),
-                           build_noise_model("catalog", flux, flux_err, sdss.names),
-                           torch.as_tensor(soft, dtype=torch.float32))
-    catalog_mags = observed_magnitudes(mock.mags, soft)
+    forward = fit_forward_model(model, sdss, mock, pop, (low, high))
+    catalog_mags = observed_magnitudes(mock.mags, np.asarray(pop.metadata["softening_maggies"]))
     metric = whitening_matrix(catalog_mags)
     catalog = catalog_mags @ metric
     axes = marginal_directions(len(sdss.names), metric)
@@ -92,7 +90,8 @@ def main() -> None:
         sets = {"truth": forward(torch.as_tensor(mock.theta, dtype=torch.float32), 1.0, gen)[0]}
         for k, member in enumerate(pop.members):
             sets[f"flow{k}"] = forward(member.sample(args.draws, gen), 1.0, gen)[0]
-    out = {"checkpoints": str(Path(args.checkpoints)), "repeats": REPEATS, "units": "whitened magnitudes",
+    out = {"command": "python scripts/population_loss_resolution.py " + " ".join(sys.argv[1:]),
+           "checkpoints": str(Path(args.checkpoints)), "repeats": REPEATS, "units": "whitened magnitudes",
            "batches": {}}
     for label, n_obs in (("1024_vs_1024", 1024), ("1024_vs_catalog", None)):
         out["batches"][label] = {name: expected_losses(x @ metric, catalog, axes, 1024, n_obs)

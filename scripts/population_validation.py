@@ -105,12 +105,17 @@ def photometry_marginals(catalog_mags: np.ndarray, synthetic_mags: np.ndarray, b
     return marginal_distances(with_colours(catalog_mags), with_colours(synthetic_mags), names)
 
 
-def resimulated_truth(model, sdss, mock, pop, bounds) -> np.ndarray:
-    """Asinh magnitudes (N, B) of the catalog's true parameters through the fit's forward model."""
+def fit_forward_model(model, sdss, mock, pop, bounds) -> ForwardModel:
+    """The forward model of a fit to ``mock``: its box, catalog-fitted noise model and softening."""
     flux, flux_err = catalog_fluxes(mock.mags, mock.mag_errs)
     soft = np.asarray(pop.metadata["softening_maggies"], dtype=np.float64)
-    forward = ForwardModel(make_simulator(model, sdss, bounds), build_noise_model("catalog", flux, flux_err,
-                           sdss.names), torch.as_tensor(soft, dtype=torch.float32))
+    return ForwardModel(make_simulator(model, sdss, bounds), build_noise_model("catalog", flux, flux_err,
+                        sdss.names), torch.as_tensor(soft, dtype=torch.float32))
+
+
+def resimulated_truth(model, sdss, mock, pop, bounds) -> np.ndarray:
+    """Asinh magnitudes (N, B) of the catalog's true parameters through the fit's forward model."""
+    forward = fit_forward_model(model, sdss, mock, pop, bounds)
     with torch.no_grad():
         theta = torch.as_tensor(mock.theta, dtype=model.dtype)
         mags, _, _ = forward(theta, 1.0, torch.Generator().manual_seed(3))
