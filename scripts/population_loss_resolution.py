@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/population_loss_resolution.py --checkpoints DIR --flows 5 [--loss sliced] \
-        [--marginal-weight 0.5] [--entropy-spread 3] [--json out.json]
+        [--marginal-weight 0.5] [--entropy-spread 3] [--reference-scatter 0] [--json out.json]
 
 The flows are the finished checkpoints of ``population_validation.py recovery`` with the same
 settings (nothing is trained here: a checkpoint for other settings is refused). For the catalog's
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--loss", default="sliced")
     ap.add_argument("--marginal-weight", type=float, default=FitConfig.marginal_weight)
     ap.add_argument("--entropy-spread", type=float, default=FitConfig.entropy_spread)
+    ap.add_argument("--reference-scatter", type=float, default=FitConfig.reference_scatter)
     ap.add_argument("--draws", type=int, default=20_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -77,7 +78,8 @@ def main() -> None:
         if not path.exists() or not json.loads(torch.load(path, weights_only=True)["state_json"])["done"]:
             raise SystemExit(f"{path} is missing or unfinished: run the recovery first")
     cfg = FitConfig(loss=args.loss, seed=1, marginal_weight=args.marginal_weight,
-                    entropy_spread=args.entropy_spread, checkpoint_dir=args.checkpoints)
+                    entropy_spread=args.entropy_spread, reference_scatter=args.reference_scatter,
+                    checkpoint_dir=args.checkpoints)
     pop = fit(mock.mags, mock.mag_errs, model, sdss, n_flows=args.flows, config=cfg, bounds=(low, high),
               progress=False)
     forward = fit_forward_model(model, sdss, mock, pop, (low, high))

@@ -34,10 +34,11 @@ from sedinfer.atomic import write_text
 from sedinfer.population import FitConfig, SoftMagnitudeLimit, fit, plots
 from sedinfer.population.data import build_noise_model, catalog_fluxes, observed_magnitudes
 from sedinfer.population.forward import ForwardModel, make_simulator
-from sedinfer.population.mock import MockPopulation, make_mock_catalog
+from sedinfer.population.mock import TABLE2, MockPopulation, make_mock_catalog
 from sedinfer.population.outputs import derived_columns, population_table
 from sedinfer.population.runner import FIGURE_COLUMNS
 from sedinfer.population.validation import marginal_distances, photometry_c2st, recovery_report
+from sedinfer.priors import Uniform
 
 ROOT = Path(__file__).resolve().parents[1]
 FIG = ROOT / "docs" / "figures" / "population"
@@ -85,6 +86,7 @@ def config_from(args, **kw) -> FitConfig:
         entropy_decay=args.entropy_decay,
         entropy_spread=args.entropy_spread,
         marginal_weight=args.marginal_weight,
+        reference_scatter=args.reference_scatter,
         whiten=not args.no_whiten,
         bootstrap=not args.no_bootstrap,
         **kw,
@@ -122,8 +124,17 @@ def resimulated_truth(model, sdss, mock, pop, bounds) -> np.ndarray:
     return mags.double().numpy()
 
 
+def mock_population(args) -> MockPopulation:
+    """PopSED's Table 2 population, or ("flat") every Table-2 parameter uniform over its range."""
+    if args.mock_population == "table2":
+        return MockPopulation()
+    return MockPopulation(others={k: Uniform(d.low, d.high) for k, d in TABLE2.items()})
+
+
 def recovery(args, model, sdss, bounds) -> dict:
-    mock = make_mock_catalog(model, sdss, args.n, seed=0)
+    if args.write_demo and (args.mock_seed != 0 or args.mock_population != "table2"):
+        raise SystemExit("--write-demo writes the shipped demo catalog: the Table-2 mock with seed 0")
+    mock = make_mock_catalog(model, sdss, args.n, seed=args.mock_seed, population=mock_population(args))
     if args.write_demo:
         write_demo(mock, DEMO)
     cfg = config_from(
@@ -152,7 +163,8 @@ def recovery(args, model, sdss, bounds) -> dict:
     report = recovery_report(
         {k: truth[k] for k in names}, {k: ens[k] for k in names}, [{k: m[k] for k in names} for m in members]
     )
-    second = make_mock_catalog(model, sdss, min(args.n, 20_000), seed=99)  # same population, new draw
+    # same population, new draw
+    second = make_mock_catalog(model, sdss, min(args.n, 20_000), seed=99, population=mock_population(args))
     report["catalog_noise_floor"] = marginal_distances(  # truth vs a second draw of the same size: the floor
         np.column_stack([truth[k] for k in names]),
         np.column_stack([columns_of(model, second.theta)[k] for k in names]),
@@ -280,6 +292,7 @@ def main() -> None:
     ap.add_argument("--entropy-decay", type=float, default=FitConfig.entropy_decay)
     ap.add_argument("--entropy-spread", type=float, default=FitConfig.entropy_spread)
     ap.add_argument("--marginal-weight", type=float, default=FitConfig.marginal_weight)
+    ap.add_argument("--reference-scatter", type=float, default=FitConfig.reference_scatter)
     ap.add_argument("--no-whiten", action="store_true", help="raw magnitudes (whiten=False)")
     ap.add_argument("--select", action="store_true",
                     help="recovery: fit with the mock's magnitude limit as a soft selection function")
@@ -288,6 +301,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--checkpoints", default=None)
     ap.add_argument("--write-demo", action="store_true")
+    ap.add_argument("--mock-population", choices=("table2", "flat"), default="table2",
+                    help="recovery: the mock's parameters other than z and mass from PopSED Table 2, or "
+                    "uniform over Table 2's ranges")
+    ap.add_argument("--mock-seed", type=int, default=0,
+                    help="recovery: seed of the mock catalog (0: the shipped demo; the noise floor uses 99)")
     ap.add_argument("--z-max", type=float, default=0.2, help="selection: parent redshift range (0.01, z_max)")
     ap.add_argument("--log-mass-min", type=float, default=10.0, help="selection: parent log M in (min, 12)")
     ap.add_argument(

@@ -406,3 +406,45 @@ def test_sample_and_log_prob_matches_log_prob_and_kl_starts_at_zero():
     theta, log_q = flow.sample_and_log_prob(500, g)
     assert torch.allclose(log_q, flow.log_prob(theta), atol=2e-3)
     assert float(log_q.detach().mean()) + flow.log_volume() > 0     # KL(q || uniform) > 0 once it moved
+
+
+# ---------------------------------------------------------------------- random references
+def test_reference_densities_are_seeded_normalised_betas():
+    from sedinfer.population.reference import log_reference_unit, reference_shapes
+
+    assert torch.equal(reference_shapes(4, 3, 0.0), torch.ones(2, 3))
+    s = reference_shapes(4, 3, 0.7)
+    assert torch.equal(s, reference_shapes(4, 3, 0.7)) and not torch.equal(s, reference_shapes(5, 3, 0.7))
+    v = torch.rand(50, 3, generator=torch.Generator().manual_seed(0))
+    expected = sum(stats.beta.logpdf(v[:, d].numpy(), s[0, d].item(), s[1, d].item()) for d in range(3))
+    np.testing.assert_allclose(log_reference_unit(v, s).numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(log_reference_unit(v, torch.ones(2, 3)), torch.zeros(50))   # uniform box
+    assert torch.isfinite(log_reference_unit(torch.tensor([[0.0, 1.0, 0.5]]), s)).all()
+    with pytest.raises(ParameterError, match="reference scatter"):
+        reference_shapes(0, 3, -1.0)
+    with pytest.raises(ParameterError, match="reference_scatter"):
+        FitConfig(reference_scatter=float("nan"))
+
+
+def test_members_follow_their_reference_where_the_data_are_silent():
+    """A third parameter the photometry ignores ends distributed as each member's own reference."""
+    from sedinfer.population.fit import member_reference
+
+    def blind(theta):
+        return toy(theta[:, :2])
+
+    mags, errs, _ = toy_catalog(500, [0.5, -0.5], 0.3, seed=2)
+    box = ([-3.0, -3.0, 0.0], [3.0, 3.0, 1.0])
+    cfg = toy_config(loss="sliced", epochs=40, steps_per_epoch=5, entropy_weight=1.0, entropy_decay=0.0,
+                     entropy_spread=1.0, reference_scatter=1.0, seed=7)
+    pop = fit(mags, errs, blind, filters=["a", "b", "c"], n_flows=2, config=cfg, bounds=box, progress=False,
+              device="cpu")
+    assert member_reference(cfg, 0, 1, 3) is None and member_reference(toy_config(), 0, 2, 3) is None
+    means = []
+    for k, (flow, h) in enumerate(zip(pop.members, pop.history, strict=True)):
+        a, b = member_reference(cfg, k, 2, 3)[:, 2].tolist()
+        assert h["reference_beta_shapes"][0][2] == pytest.approx(a)
+        third = flow.sample(4000, torch.Generator().manual_seed(k))[:, 2].detach()
+        means.append(float(third.mean()))
+        assert means[-1] == pytest.approx(a / (a + b), abs=0.06), (k, means[-1], a, b)
+    assert abs(means[0] - means[1]) > 0.1              # the members differ where the data are silent

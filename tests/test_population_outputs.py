@@ -178,6 +178,8 @@ def test_population_cli_end_to_end(tmp_path, mock):
         "2",
         "--marginal-weight",
         "0.3",
+        "--reference-scatter",
+        "0.4",
     ]
     assert main(args) == 0
     for name in (
@@ -197,7 +199,8 @@ def test_population_cli_end_to_end(tmp_path, mock):
     pop = si.population.load(out / "population.pt")
     assert pop.n_flows == 2 and float(pop.high[0]) == pytest.approx(0.8)
     assert [h["entropy_weight"] for h in pop.history] == pytest.approx([0.05, 0.2])
-    assert pop.config["marginal_weight"] == 0.3
+    assert pop.config["marginal_weight"] == 0.3 and pop.config["reference_scatter"] == 0.4
+    assert np.array(pop.history[1]["reference_beta_shapes"]).shape == (2, len(pop.param_names))
     # a rerun resumes from the finished checkpoints and gives the same population
     assert main(args) == 0
     again = si.population.load(out / "population.pt")
@@ -215,6 +218,8 @@ def test_population_cli_errors(tmp_path, capsys):
     assert "do not also give CATALOG" in capsys.readouterr().err
     assert main(["population", "--demo", "--out", str(tmp_path / "d"), "--marginal-weight", "1.5"]) == 2
     assert "marginal_weight must be in [0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["population", "--demo", "--out", str(tmp_path / "d"), "--reference-scatter", "-1"]) == 2
+    assert "reference_scatter must be a finite number >= 0, got -1" in capsys.readouterr().err
     from astropy.table import Table
 
     t = Table({f"flux_{b}": np.ones(5) for b in ("sdss_u0", "sdss_g0", "sdss_r0", "sdss_i0")})

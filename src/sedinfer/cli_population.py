@@ -100,6 +100,13 @@ def add_population(p: argparse.ArgumentParser) -> None:
         help="members' entropy weights spread log-evenly over weight/S..weight*S (default: 3; 1: all equal)",
     )
     f.add_argument(
+        "--reference-scatter",
+        type=float,
+        default=None,
+        help="each member's entropy term pulls towards its own random Beta reference density, "
+        "ln a, ln b = S*|N(0, 1)| (default: FitConfig's; 0: the uniform box for all)",
+    )
+    f.add_argument(
         "--marginal-weight",
         type=float,
         default=None,
@@ -209,6 +216,7 @@ def cmd_population(args: argparse.Namespace) -> int:
         entropy_spread=args.entropy_spread,
         whiten=not args.no_whiten,
         **({} if args.marginal_weight is None else {"marginal_weight": args.marginal_weight}),
+        **({} if args.reference_scatter is None else {"reference_scatter": args.reference_scatter}),
         bootstrap=not args.no_bootstrap,
     )
     run = run_population(

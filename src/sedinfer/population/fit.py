@@ -37,6 +37,7 @@ from sedinfer.population.ensemble import Population
 from sedinfer.population.flow import DEFAULT_POPULATION_FLOW
 from sedinfer.population.forward import ForwardModel, describe_selection, make_simulator
 from sedinfer.population.losses import LOSSES, BlurSchedule
+from sedinfer.population.reference import reference_shapes
 from sedinfer.population.train import fingerprint, train_member
 from sedinfer.posterior.flow import FlowConfig
 
@@ -66,7 +67,10 @@ class FitConfig:
     loss (0: PopSED's recipe; see :mod:`~sedinfer.population.train`). entropy_spread: with K > 1
     flows, member k uses entropy_weight · spread^(2k/(K-1) - 1), log-evenly from weight/spread
     to weight·spread, so the ensemble also spans the choice of this prior (1: all equal; the
-    default 3 gives weights 0.033 ... 0.3 around 0.1).
+    default 3 gives weights 0.033 ... 0.3 around 0.1). reference_scatter: with K > 1 flows and
+    a value s > 0, member k's entropy term pulls towards its own random reference density, a
+    product of Beta(a, b) over the box with ln a, ln b = s·|N(0, 1)| seeded by seed + k, instead of
+    the uniform box (:mod:`~sedinfer.population.reference`; 0: uniform for every member).
     marginal_weight: share a in [0, 1] of the loss given to the 1-D distributions of every band
     and adjacent colour, (1 - a)·distance + a·marginals (0: the distance alone, as PopSED).
     whiten: compare magnitudes after a linear map that gives the catalog unit covariance
@@ -98,6 +102,7 @@ class FitConfig:
     entropy_weight: float = 0.1
     entropy_decay: float = 6.0
     entropy_spread: float = 3.0
+    reference_scatter: float = 0.0
     marginal_weight: float = 0.5
     whiten: bool = True
     bootstrap: bool = True
@@ -129,6 +134,9 @@ class FitConfig:
         if not (self.entropy_weight >= 0 and self.entropy_decay >= 0 and self.entropy_spread >= 1):
             raise ParameterError(f"need entropy_weight >= 0, entropy_decay >= 0 and entropy_spread >= 1, got "
                                  f"{self.entropy_weight}, {self.entropy_decay}, {self.entropy_spread}")
+        if not (math.isfinite(self.reference_scatter) and self.reference_scatter >= 0):
+            raise ParameterError(f"reference_scatter must be a finite number >= 0, got "
+                                 f"{self.reference_scatter}")
         if isinstance(self.blur, dict):
             object.__setattr__(self, "blur", BlurSchedule(**self.blur))
         if isinstance(self.flow, dict):
@@ -192,10 +200,10 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
         batch_size = n
     steps_per_epoch = config.steps_per_epoch or max(1, n // batch_size)
     selection_info = describe_selection(selection)
-    # settings that do not change training; entropy_spread=1 and marginal_weight=0 are the behaviour
-    # from before those fields existed, left out so that checkpoints written then still resume
-    ignored = {"checkpoint_dir"} | {k for k, v in (("entropy_spread", 1.0), ("marginal_weight", 0.0))
-                                    if getattr(config, k) == v}
+    # settings that do not change training; entropy_spread=1, marginal_weight=0 and reference_scatter=0
+    # are the behaviour from before those fields existed, left out so that older checkpoints resume
+    ignored = {"checkpoint_dir"} | {k for k, v in (("entropy_spread", 1.0), ("marginal_weight", 0.0),
+                                                   ("reference_scatter", 0.0)) if getattr(config, k) == v}
     run_id = fingerprint([{k: v for k, v in config.to_dict().items() if k not in ignored},
                           list(sim.bands), list(sim.param_names), sim.low.tolist(), sim.high.tolist(),
                           b.tolist(), None if noise_model is None else noise_model.to_dict(), selection_info,
@@ -209,7 +217,8 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
         flow, record = train_member(config.seed + k, forward, observed, member_config, batch_size=batch_size,
                                     steps_per_epoch=steps_per_epoch, device=device, run_id=run_id,
                                     checkpoint=ckpt, progress=progress,
-                                    label=f"population flow {k + 1}/{n_flows}", rows=rows)
+                                    label=f"population flow {k + 1}/{n_flows}", rows=rows,
+                                    reference=member_reference(config, k, n_flows, sim.low.numel()))
         members.append(flow)
         history.append(record)
     _warn_if_loss_flat(history, config.min_loss_drop)
@@ -229,6 +238,13 @@ def member_entropy_weight(config: FitConfig, k: int, n_flows: int) -> float:
     if n_flows < 2 or config.entropy_spread == 1:
         return config.entropy_weight
     return config.entropy_weight * config.entropy_spread ** (2 * k / (n_flows - 1) - 1)
+
+
+def member_reference(config: FitConfig, k: int, n_flows: int, dim: int) -> torch.Tensor | None:
+    """Beta shapes (2, dim) of member k's reference density, or None for the uniform box."""
+    if n_flows < 2 or config.reference_scatter == 0:
+        return None
+    return reference_shapes(config.seed + k, dim, config.reference_scatter)
 
 
 def bootstrap_rows(n: int, seed: int) -> torch.Tensor:
@@ -251,4 +267,5 @@ def _warn_if_loss_flat(history: list[dict[str, Any]], min_drop: float) -> None:
             "catalog), or training was too short", PopulationWarning, stacklevel=3)
 
 
-__all__ = ["FitConfig", "PopulationWarning", "bootstrap_rows", "fit", "member_entropy_weight"]
+__all__ = ["FitConfig", "PopulationWarning", "bootstrap_rows", "fit", "member_entropy_weight",
+           "member_reference"]

@@ -6,7 +6,8 @@ loss to a mini-batch of the observed catalog at the scheduled blur, with Adam an
 learning rate (Smith & Topin 2017; PopSED, Li et al. 2024, §2.5).
 
 To the distance is added λ(t)·KL(q ‖ uniform over the box) = λ(t)·(E_q[log q] + log V), with
-λ(t) = ``entropy_weight``·exp(−``entropy_decay``·t/T): an annealed pull towards the uniform prior.
+λ(t) = ``entropy_weight``·exp(−``entropy_decay``·t/T): an annealed pull towards the uniform prior
+(or towards the member's random reference density, :mod:`~sedinfer.population.reference`).
 Without it (``entropy_weight=0``, PopSED's recipe) flows fitted to the PopSED mock collapse within
 tens of steps into corners of the box (maximal mass and grey dust at high z), a local optimum
 whose photometry is close to, but measurably worse than, that of the true population; see
@@ -39,6 +40,7 @@ from sedinfer.noise import anti_annealing_factor
 from sedinfer.population.flow import BoxFlow
 from sedinfer.population.forward import ForwardModel
 from sedinfer.population.losses import marginal_directions, population_loss, whitening_matrix
+from sedinfer.population.reference import log_reference_unit
 
 if TYPE_CHECKING:
     from sedinfer.population.fit import FitConfig
@@ -99,14 +101,15 @@ def _state_dict(flow, opt, sched, gens, state, fp) -> dict[str, Any]:
 
 def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: FitConfig, *, batch_size: int,
                  steps_per_epoch: int, device: torch.device, run_id: str, checkpoint: Path | None = None,
-                 progress: bool = True, label: str = "flow", rows: Tensor | None = None
-                 ) -> tuple[BoxFlow, dict[str, Any]]:
+                 progress: bool = True, label: str = "flow", rows: Tensor | None = None,
+                 reference: Tensor | None = None) -> tuple[BoxFlow, dict[str, Any]]:
     """Train one flow with ``seed``; returns it (eval mode) and its history record.
 
     ``observed`` (N, B) asinh magnitudes on ``device``; ``run_id`` identifies data and settings
     (a checkpoint written for another run is refused). ``rows`` (M,): the catalog rows this
     member trains on (e.g. a bootstrap resample; default all); the monitor always uses the
-    whole catalog.
+    whole catalog. ``reference`` (2, D): Beta shapes of the entropy term's reference density
+    (:mod:`~sedinfer.population.reference`; default: uniform over the box).
     """
     sim = forward.simulator
     devices = [device] if device.type == "cuda" else []
@@ -158,6 +161,8 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
         if lam > 0:
             theta, log_q = flow.sample_and_log_prob(config.n_simulated, gen)
             kl = log_q.mean() + log_volume
+            if reference is not None:
+                kl = kl - log_reference_unit((theta - flow.low) / (flow.high - flow.low), reference).mean()
         else:
             theta, kl = flow.sample(config.n_simulated, gen), None
         x, w, kept = forward(theta, r, gen)
@@ -181,7 +186,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
             state["seconds"] = round(time.perf_counter() - start, 3)
             state["epochs"].append({"epoch": epoch + 1, "step": state["step"],
                                     "loss": loss_sum / done_in_epoch, "blur": blur, "noise_factor": r,
-                                    "kl_uniform": kl_sum / done_in_epoch, "entropy_weight": lam,
+                                    "kl_reference": kl_sum / done_in_epoch, "entropy_weight": lam,
                                     "lr": sched.get_last_lr()[0], "negative_fluxes_kept": kept_sum,
                                     "seconds": state["seconds"]})
             bar.set_postfix(loss=f"{loss_sum / done_in_epoch:.4g}", blur=blur, R=f"{r:.2f}")
@@ -197,7 +202,10 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
             save_torch(_state_dict(flow, opt, sched, [gen], state, fp), checkpoint)
     record = {k: state[k] for k in ("seed", "monitor_initial", "monitor_final", "monitor_floor", "seconds",
                                     "epochs")}
-    return flow, {**record, "entropy_weight": config.entropy_weight}
+    record["entropy_weight"] = config.entropy_weight
+    if reference is not None:
+        record["reference_beta_shapes"] = reference.tolist()
+    return flow, record
 
 
 __all__ = ["Monitor", "fingerprint", "train_member"]
