@@ -60,6 +60,17 @@ def recovery_table(d: dict) -> str:
             + "; ".join(f"{m['monitor_initial']:.2f} → {m['monitor_final']:.4f}" for m in mon)
             + f" (floor {mon[0]['monitor_floor']:.4f}).",
         ]
+    by_size = rep.get("coverage_by_ensemble_size")
+    if by_size:
+        sizes = sorted(by_size, key=int)
+        lines += ["", "Mean coverage of random m-flow subsets of this ensemble:", "",
+                  "| quantity | " + " | ".join(f"m = {m}" for m in sizes) + " |",
+                  "|---|" + "---:|" * len(sizes)]
+        for n in rep["names"]:
+            lines.append("| " + " | ".join([f"*{n}*" if n in DERIVED else n]
+                                           + [f"{by_size[m][n]:.2f}" for m in sizes]) + " |")
+        mean = [sum(by_size[m].values()) / len(by_size[m]) for m in sizes]
+        lines.append("| **mean** | " + " | ".join(f"{v:.2f}" for v in mean) + " |")
     return "\n".join(lines)
 
 

@@ -37,7 +37,12 @@ from sedinfer.population.forward import ForwardModel, make_simulator
 from sedinfer.population.mock import TABLE2, MockPopulation, make_mock_catalog
 from sedinfer.population.outputs import derived_columns, population_table
 from sedinfer.population.runner import FIGURE_COLUMNS
-from sedinfer.population.validation import marginal_distances, photometry_c2st, recovery_report
+from sedinfer.population.validation import (
+    coverage_by_ensemble_size,
+    marginal_distances,
+    photometry_c2st,
+    recovery_report,
+)
 from sedinfer.priors import Uniform
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,6 +168,12 @@ def recovery(args, model, sdss, bounds) -> dict:
     report = recovery_report(
         {k: truth[k] for k in names}, {k: ens[k] for k in names}, [{k: m[k] for k in names} for m in members]
     )
+    if pop.n_flows > 2:  # how coverage grows with the number of flows
+        report["coverage_by_ensemble_size"] = coverage_by_ensemble_size(
+            np.column_stack([truth[k] for k in names]),
+            [np.column_stack([m[k] for k in names]) for m in members],
+            names,
+        )
     # same population, new draw
     second = make_mock_catalog(model, sdss, min(args.n, 20_000), seed=99, population=mock_population(args))
     report["catalog_noise_floor"] = marginal_distances(  # truth vs a second draw of the same size: the floor

@@ -271,6 +271,22 @@ def test_checkpoint_resume_and_refusal(tmp_path):
             toy_fit(mags, errs, config={**cfg, "learning_rate": 1e-3})
 
 
+def test_checkpoint_of_another_ensemble_member_is_refused(tmp_path):
+    # member k's entropy weight depends on the number of flows and its bootstrap rows on whether
+    # there are several: a checkpoint folder reused with another n_flows must not resume them
+    mags, errs, _ = toy_catalog(300, [0.5, 0.5], 0.3, seed=6)
+    cfg = dict(loss="sliced", epochs=2, steps_per_epoch=2, checkpoint_dir=str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PopulationWarning)
+        toy_fit(mags, errs, n_flows=3, config=cfg)
+        again = toy_fit(mags, errs, n_flows=3, config=cfg)   # same run: every member resumes
+        assert [h["entropy_weight"] for h in again.history] == pytest.approx([0.1 / 3, 0.1, 0.3])
+        with pytest.raises(ParameterError, match="member001"):   # member 0 matches, member 1 not
+            toy_fit(mags, errs, n_flows=2, config=cfg)
+        with pytest.raises(ParameterError, match="member000"):   # one flow: whole catalog, weight 0.1
+            toy_fit(mags, errs, n_flows=1, config=cfg)
+
+
 class Interrupt(Exception):
     pass
 

@@ -15,7 +15,12 @@ from sedinfer.population import BoxFlow, FitConfig, Population
 from sedinfer.population.mock import TABLE2, DoubleSchechter, MockPopulation, make_mock_catalog
 from sedinfer.population.outputs import population_table
 from sedinfer.population.runner import catalog_magnitudes
-from sedinfer.population.validation import ensemble_coverage, marginal_distances, recovery_report
+from sedinfer.population.validation import (
+    coverage_by_ensemble_size,
+    ensemble_coverage,
+    marginal_distances,
+    recovery_report,
+)
 from sedinfer.posterior.flow import FlowConfig
 
 
@@ -103,6 +108,20 @@ def test_coverage_is_high_for_members_around_truth_and_low_for_biased_ones():
         ensemble_coverage(truth, good[:1], ["x"])
     rep = recovery_report({"x": truth[:, 0]}, {"x": good[0][:, 0]}, [{"x": g[:, 0]} for g in good])
     assert rep["coverage"]["x"] > 0.8 and len(rep["members"]) == 4
+
+
+def test_coverage_grows_with_ensemble_size_and_full_size_matches_whole_ensemble():
+    rng = np.random.default_rng(2)
+    truth = rng.normal(size=(4000, 1))
+    members = [rng.normal(0.15 * k, 1.0 + 0.05 * k, size=(4000, 1)) for k in (-2, -1, 0, 1, 2, 3)]
+    by_size = coverage_by_ensemble_size(truth, members, ["x"], n_subsets=10, seed=0)
+    assert sorted(by_size) == [2, 3, 4, 5, 6]
+    cov = [by_size[m]["x"] for m in sorted(by_size)]
+    assert all(b >= a for a, b in zip(cov[:-1], cov[1:], strict=True)) and cov[-1] > cov[0] + 0.1
+    assert by_size[6]["x"] == pytest.approx(ensemble_coverage(truth, members, ["x"])["x"])
+    assert coverage_by_ensemble_size(truth, members, ["x"], n_subsets=10, seed=0) == by_size
+    with pytest.raises(ParameterError, match="two ensemble members"):
+        coverage_by_ensemble_size(truth, members[:1], ["x"])
 
 
 # ------------------------------------------------------------------------------ tables

@@ -200,11 +200,9 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
         batch_size = n
     steps_per_epoch = config.steps_per_epoch or max(1, n // batch_size)
     selection_info = describe_selection(selection)
-    # settings that do not change training; entropy_spread=1, marginal_weight=0 and reference_scatter=0
-    # are the behaviour from before those fields existed, left out so that older checkpoints resume
-    ignored = {"checkpoint_dir"} | {k for k, v in (("entropy_spread", 1.0), ("marginal_weight", 0.0),
-                                                   ("reference_scatter", 0.0)) if getattr(config, k) == v}
-    run_id = fingerprint([{k: v for k, v in config.to_dict().items() if k not in ignored},
+    # identifies data and settings (each member adds its own, train_member); where the checkpoints go
+    # does not change training
+    run_id = fingerprint([{k: v for k, v in config.to_dict().items() if k != "checkpoint_dir"},
                           list(sim.bands), list(sim.param_names), sim.low.tolist(), sim.high.tolist(),
                           b.tolist(), None if noise_model is None else noise_model.to_dict(), selection_info,
                           n, float(observed.double().sum()), float((observed.double() ** 2).sum())])

@@ -99,6 +99,13 @@ def _state_dict(flow, opt, sched, gens, state, fp) -> dict[str, Any]:
             "state_json": json.dumps(state)}
 
 
+def _member_settings(config: FitConfig, rows: Tensor | None, reference: Tensor | None) -> list[Any]:
+    """What makes one member differ from the others of its run (its entropy weight, catalog rows
+    and reference density), so that a checkpoint is resumed only by the member that wrote it."""
+    digest = None if rows is None else hashlib.sha256(rows.cpu().numpy().tobytes()).hexdigest()[:16]
+    return [config.entropy_weight, digest, None if reference is None else reference.tolist()]
+
+
 def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: FitConfig, *, batch_size: int,
                  steps_per_epoch: int, device: torch.device, run_id: str, checkpoint: Path | None = None,
                  progress: bool = True, label: str = "flow", rows: Tensor | None = None,
@@ -122,7 +129,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
         opt, max_lr=config.learning_rate, total_steps=total, pct_start=config.lr_pct_start,
         div_factor=config.lr_div_factor, final_div_factor=config.lr_final_div_factor)
     gen = torch.Generator(device=device).manual_seed(seed)
-    fp = fingerprint([run_id, seed])
+    fp = fingerprint([run_id, seed, *_member_settings(config, rows, reference)])
     state: dict[str, Any] = {"seed": seed, "step": 0, "seconds": 0.0, "epochs": [], "done": False,
                              "monitor_initial": None, "monitor_final": None, "monitor_floor": None}
     if checkpoint is not None and checkpoint.exists():

@@ -10,6 +10,8 @@ W1 is also given in units of the truth's standard deviation so that parameters c
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -68,6 +70,36 @@ def ensemble_coverage(
         flows = np.array([np.histogram(m[:, j], edges)[0] / (m.shape[0] * width) for m in members])
         inside = (dens + err >= flows.min(0)) & (dens - err <= flows.max(0))
         out[name] = float(inside.mean())
+    return out
+
+
+def coverage_by_ensemble_size(
+    truth: Any,
+    member_samples: Sequence[Any],
+    names: Sequence[str],
+    n_subsets: int = 20,
+    seed: int = 0,
+    bins: int = 20,
+) -> dict[int, dict[str, float]]:
+    """{m: {name: mean coverage of random m-member subsets}} for m = 2 ... K.
+
+    How the coverage of an ensemble grows with its size: the min–max envelope of more members is
+    wider, so coverage rises with K towards the fraction of bins the method can reach at all.
+    Up to ``n_subsets`` distinct subsets per size (all of them where there are fewer), seeded.
+    """
+    k = len(member_samples)
+    if k < 2:
+        raise ParameterError("coverage needs at least two ensemble members")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for m in range(2, k + 1):
+        if math.comb(k, m) <= n_subsets:
+            subsets = list(itertools.combinations(range(k), m))
+        else:  # distinct random subsets, in the order drawn
+            draws = (tuple(sorted(rng.choice(k, m, replace=False).tolist())) for _ in range(10 * n_subsets))
+            subsets = list(dict.fromkeys(draws))[:n_subsets]
+        cov = [ensemble_coverage(truth, [member_samples[i] for i in sub], names, bins) for sub in subsets]
+        out[m] = {name: float(np.mean([c[name] for c in cov])) for name in names}
     return out
 
 
@@ -135,5 +167,5 @@ def photometry_c2st(
     return {"accuracy": float(acc), "n_per_class": int(n)}
 
 
-__all__ = ["ensemble_coverage", "keep_with_probability", "marginal_distances", "photometry_c2st",
-           "recovery_report"]
+__all__ = ["coverage_by_ensemble_size", "ensemble_coverage", "keep_with_probability", "marginal_distances",
+           "photometry_c2st", "recovery_report"]
