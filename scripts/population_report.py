@@ -71,6 +71,9 @@ def recovery_table(d: dict) -> str:
                                            + [f"{by_size[m][n]:.2f}" for m in sizes]) + " |")
         mean = [sum(by_size[m].values()) / len(by_size[m]) for m in sizes]
         lines.append("| **mean** | " + " | ".join(f"{v:.2f}" for v in mean) + " |")
+        # m members and the truth exchangeable: the truth is outside their range with probability 2/(m+1)
+        lines.append("| *calibrated ensemble, (m−1)/(m+1)* | "
+                     + " | ".join(f"{(int(m) - 1) / (int(m) + 1):.2f}" for m in sizes) + " |")
     return "\n".join(lines)
 
 

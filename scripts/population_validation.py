@@ -92,6 +92,7 @@ def config_from(args, **kw) -> FitConfig:
         entropy_spread=args.entropy_spread,
         marginal_weight=args.marginal_weight,
         reference_scatter=args.reference_scatter,
+        reference_family=args.reference_family,
         whiten=not args.no_whiten,
         bootstrap=not args.no_bootstrap,
         **kw,
@@ -304,6 +305,7 @@ def main() -> None:
     ap.add_argument("--entropy-spread", type=float, default=FitConfig.entropy_spread)
     ap.add_argument("--marginal-weight", type=float, default=FitConfig.marginal_weight)
     ap.add_argument("--reference-scatter", type=float, default=FitConfig.reference_scatter)
+    ap.add_argument("--reference-family", choices=("beta", "tilt"), default=FitConfig.reference_family)
     ap.add_argument("--no-whiten", action="store_true", help="raw magnitudes (whiten=False)")
     ap.add_argument("--select", action="store_true",
                     help="recovery: fit with the mock's magnitude limit as a soft selection function")

@@ -442,9 +442,35 @@ def test_reference_densities_are_seeded_normalised_betas():
         FitConfig(reference_scatter=float("nan"))
 
 
-def test_members_follow_their_reference_where_the_data_are_silent():
+def test_tilted_references_are_seeded_normalised_and_finite_on_the_edges():
+    from sedinfer.population.reference import draw_reference, log_reference, log_tilt_unit, reference_tilts
+
+    assert torch.equal(reference_tilts(4, 3, 0.0), torch.zeros(2, 3))
+    c = reference_tilts(4, 3, 3.0)
+    assert torch.equal(c, draw_reference("tilt", 4, 3, 3.0))
+    assert not torch.equal(c, reference_tilts(5, 3, 3.0))
+    v = torch.linspace(0, 1, 20001, dtype=torch.float64)
+    for d in range(3):                       # every factor integrates to one over [0, 1]
+        one = torch.zeros(2, 3, dtype=torch.float64)
+        one[:, d] = c[:, d]
+        dens = torch.exp(log_tilt_unit(v[:, None].expand(-1, 3), one))
+        assert torch.trapezoid(dens, v).item() == pytest.approx(1.0, abs=1e-6)
+        expected = c[0, d] * (v - 0.5) + c[1, d] * (v - 0.5) ** 2
+        assert torch.allclose(dens.log() - expected, (dens.log() - expected)[:1].expand(20001), atol=1e-6)
+    edges = log_reference("tilt", torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]]), c)
+    assert torch.isfinite(edges).all()
+    assert torch.equal(log_reference("tilt", torch.rand(5, 3), torch.zeros(2, 3)), torch.zeros(5))
+    with pytest.raises(ParameterError, match="reference family"):
+        draw_reference("gauss", 0, 3, 1.0)
+    with pytest.raises(ParameterError, match="reference_family"):
+        FitConfig(reference_family="gauss")
+
+
+@pytest.mark.parametrize("family, scatter, seed", [("beta", 1.0, 7), ("tilt", 3.0, 8)])
+def test_members_follow_their_reference_where_the_data_are_silent(family, scatter, seed):
     """A third parameter the photometry ignores ends distributed as each member's own reference."""
     from sedinfer.population.fit import member_reference
+    from sedinfer.population.reference import log_reference
 
     def blind(theta):
         return toy(theta[:, :2])
@@ -452,15 +478,22 @@ def test_members_follow_their_reference_where_the_data_are_silent():
     mags, errs, _ = toy_catalog(500, [0.5, -0.5], 0.3, seed=2)
     box = ([-3.0, -3.0, 0.0], [3.0, 3.0, 1.0])
     cfg = toy_config(loss="sliced", epochs=40, steps_per_epoch=5, entropy_weight=1.0, entropy_decay=0.0,
-                     entropy_spread=1.0, reference_scatter=1.0, seed=7)
+                     entropy_spread=1.0, reference_scatter=scatter, reference_family=family, seed=seed)
     pop = fit(mags, errs, blind, filters=["a", "b", "c"], n_flows=2, config=cfg, bounds=box, progress=False,
               device="cpu")
     assert member_reference(cfg, 0, 1, 3) is None and member_reference(toy_config(), 0, 2, 3) is None
-    means = []
+    thirds = []
+    grid = torch.linspace(0, 1, 2001)
     for k, (flow, h) in enumerate(zip(pop.members, pop.history, strict=True)):
-        a, b = member_reference(cfg, k, 2, 3)[:, 2].tolist()
-        assert h["reference_beta_shapes"][0][2] == pytest.approx(a)
-        third = flow.sample(4000, torch.Generator().manual_seed(k))[:, 2].detach()
-        means.append(float(third.mean()))
-        assert means[-1] == pytest.approx(a / (a + b), abs=0.06), (k, means[-1], a, b)
-    assert abs(means[0] - means[1]) > 0.1              # the members differ where the data are silent
+        ref = member_reference(cfg, k, 2, 3)
+        assert h[f"reference_{'beta_shapes' if family == 'beta' else 'tilt_coefficients'}"] == ref.tolist()
+        only_third = torch.stack([torch.full_like(grid, 0.5), torch.full_like(grid, 0.5), grid], 1)
+        log_dens = log_reference(family, only_third, ref)
+        dens = torch.exp(log_dens - log_dens.max())
+        cdf = torch.cat([torch.zeros(1), torch.cumsum((dens[1:] + dens[:-1]) / 2, 0)])
+        third = flow.sample(4000, torch.Generator().manual_seed(k))[:, 2].detach().sort().values
+        thirds.append(third)
+        own = np.interp(third.numpy(), grid.numpy(), (cdf / cdf[-1]).numpy())
+        ks_own = np.abs(np.arange(1, 4001) / 4000 - own).max()
+        assert ks_own < 0.06, (k, ks_own)
+    assert stats.ks_2samp(*thirds).statistic > 0.1     # the members differ where the data are silent

@@ -199,6 +199,8 @@ def test_population_cli_end_to_end(tmp_path, mock):
         "0.3",
         "--reference-scatter",
         "0.4",
+        "--reference-family",
+        "tilt",
     ]
     assert main(args) == 0
     for name in (
@@ -219,7 +221,8 @@ def test_population_cli_end_to_end(tmp_path, mock):
     assert pop.n_flows == 2 and float(pop.high[0]) == pytest.approx(0.8)
     assert [h["entropy_weight"] for h in pop.history] == pytest.approx([0.05, 0.2])
     assert pop.config["marginal_weight"] == 0.3 and pop.config["reference_scatter"] == 0.4
-    assert np.array(pop.history[1]["reference_beta_shapes"]).shape == (2, len(pop.param_names))
+    assert pop.config["reference_family"] == "tilt"
+    assert np.array(pop.history[1]["reference_tilt_coefficients"]).shape == (2, len(pop.param_names))
     # a rerun resumes from the finished checkpoints and gives the same population
     assert main(args) == 0
     again = si.population.load(out / "population.pt")

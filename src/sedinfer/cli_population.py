@@ -103,8 +103,15 @@ def add_population(p: argparse.ArgumentParser) -> None:
         "--reference-scatter",
         type=float,
         default=None,
-        help="each member's entropy term pulls towards its own random Beta reference density, "
-        "ln a, ln b = S*|N(0, 1)| (default: FitConfig's; 0: the uniform box for all)",
+        help="each member's entropy term pulls towards its own random reference density of scatter S "
+        "(default: FitConfig's; 0: the uniform box for all)",
+    )
+    f.add_argument(
+        "--reference-family",
+        choices=("beta", "tilt"),
+        default=None,
+        help="random references: Beta with ln a, ln b = S*|N(0, 1)|, or log-quadratic tilts with "
+        "coefficients S*N(0, 1) (default: FitConfig's)",
     )
     f.add_argument(
         "--marginal-weight",
@@ -217,6 +224,7 @@ def cmd_population(args: argparse.Namespace) -> int:
         whiten=not args.no_whiten,
         **({} if args.marginal_weight is None else {"marginal_weight": args.marginal_weight}),
         **({} if args.reference_scatter is None else {"reference_scatter": args.reference_scatter}),
+        **({} if args.reference_family is None else {"reference_family": args.reference_family}),
         bootstrap=not args.no_bootstrap,
     )
     run = run_population(

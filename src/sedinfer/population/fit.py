@@ -37,7 +37,7 @@ from sedinfer.population.ensemble import Population
 from sedinfer.population.flow import DEFAULT_POPULATION_FLOW
 from sedinfer.population.forward import ForwardModel, describe_selection, make_simulator
 from sedinfer.population.losses import LOSSES, BlurSchedule
-from sedinfer.population.reference import reference_shapes
+from sedinfer.population.reference import FAMILIES, draw_reference
 from sedinfer.population.train import fingerprint, train_member
 from sedinfer.posterior.flow import FlowConfig
 
@@ -69,8 +69,9 @@ class FitConfig:
     to weight·spread, so the ensemble also spans the choice of this prior (1: all equal; the
     default 3 gives weights 0.033 ... 0.3 around 0.1). reference_scatter: with K > 1 flows and
     a value s > 0, member k's entropy term pulls towards its own random reference density, a
-    product of Beta(a, b) over the box with ln a, ln b = s·|N(0, 1)| seeded by seed + k, instead of
-    the uniform box (:mod:`~sedinfer.population.reference`; 0: uniform for every member).
+    product over the box, seeded by seed + k, instead of the uniform box (0: uniform for every
+    member). reference_family: "beta" (Beta(a, b) with ln a, ln b = s·|N(0, 1)|) or "tilt"
+    (log-quadratic, c₁, c₂ = s·N(0, 1); :mod:`~sedinfer.population.reference`).
     marginal_weight: share a in [0, 1] of the loss given to the 1-D distributions of every band
     and adjacent colour, (1 - a)·distance + a·marginals (0: the distance alone, as PopSED).
     whiten: compare magnitudes after a linear map that gives the catalog unit covariance
@@ -103,6 +104,7 @@ class FitConfig:
     entropy_decay: float = 6.0
     entropy_spread: float = 3.0
     reference_scatter: float = 0.0
+    reference_family: str = "beta"
     marginal_weight: float = 0.5
     whiten: bool = True
     bootstrap: bool = True
@@ -137,6 +139,8 @@ class FitConfig:
         if not (math.isfinite(self.reference_scatter) and self.reference_scatter >= 0):
             raise ParameterError(f"reference_scatter must be a finite number >= 0, got "
                                  f"{self.reference_scatter}")
+        if self.reference_family not in FAMILIES:
+            raise ParameterError(f"reference_family must be one of {FAMILIES}, got {self.reference_family!r}")
         if isinstance(self.blur, dict):
             object.__setattr__(self, "blur", BlurSchedule(**self.blur))
         if isinstance(self.flow, dict):
@@ -239,10 +243,10 @@ def member_entropy_weight(config: FitConfig, k: int, n_flows: int) -> float:
 
 
 def member_reference(config: FitConfig, k: int, n_flows: int, dim: int) -> torch.Tensor | None:
-    """Beta shapes (2, dim) of member k's reference density, or None for the uniform box."""
+    """Parameters (2, dim) of member k's reference density, or None for the uniform box."""
     if n_flows < 2 or config.reference_scatter == 0:
         return None
-    return reference_shapes(config.seed + k, dim, config.reference_scatter)
+    return draw_reference(config.reference_family, config.seed + k, dim, config.reference_scatter)
 
 
 def bootstrap_rows(n: int, seed: int) -> torch.Tensor:

@@ -13,6 +13,13 @@ and bumps, bounded densities): a shape below 1 makes r infinite at an edge of th
 flows, whose normal-CDF output layer saturates there, then pile mass on that edge and keep it
 (measured: spikes at the box edges of κ₁, κ₂, f_burst and log Z with ln a, ln b ~ N(0, 0.5²)).
 
+Beta shapes ≥ 1 have one cost: their density falls to zero at an edge unless a shape is exactly
+1, so every member thins the box edges of every parameter, and a population flat up to an edge
+(κ₂ in the Table-2 mock) is outside the ensemble there. The ``"tilt"`` family has no such
+zeros: log r(v) = c₁(v − ½) + c₂(v − ½)² − log Z per parameter, with c₁, c₂ = scatter·N(0, 1),
+ramps (c₁), bumps (c₂ < 0) and dips (c₂ > 0) whose density stays finite and positive on the
+closed box, centred on the uniform reference (c = 0).
+
 Each member is then the fit under one draw from a distribution of priors, so where the data
 constrain θ the members agree and where they do not they spread over what the priors allow:
 the idea of randomised prior functions in ensembles (Osband et al. 2018) applied to the
@@ -21,12 +28,15 @@ population's entropy prior.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from sedinfer.errors import ParameterError
 
 UNIT_CLAMP = 1e-6
+FAMILIES = ("beta", "tilt")
+_NODES, _WEIGHTS = (torch.as_tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(48))
 
 
 def reference_shapes(seed: int, dim: int, scatter: float) -> Tensor:
@@ -49,4 +59,36 @@ def log_reference_unit(unit: Tensor, shapes: Tensor) -> Tensor:
     return ((a - 1) * torch.log(v) + (b - 1) * torch.log1p(-v) - log_beta).sum(-1)
 
 
-__all__ = ["log_reference_unit", "reference_shapes"]
+def reference_tilts(seed: int, dim: int, scatter: float) -> Tensor:
+    """Coefficients (2, dim) = (c₁, c₂) of a seeded random tilted reference, scatter·N(0, 1)."""
+    if not scatter >= 0:
+        raise ParameterError(f"reference scatter must be >= 0, got {scatter}")
+    g = torch.Generator().manual_seed(2_147_483_629 + int(seed))
+    return (scatter * torch.randn(2, dim, generator=g, dtype=torch.float64)).float()
+
+
+def log_tilt_unit(unit: Tensor, coefficients: Tensor) -> Tensor:
+    """log r(v) (N,) of the tilted reference with ``coefficients`` (2, D) at ``unit`` (N, D) in [0, 1]."""
+    c1, c2 = coefficients.to(unit)[0], coefficients.to(unit)[1]
+    x = _NODES.to(unit)[:, None] / 2                                   # Gauss–Legendre nodes on [-½, ½]
+    log_z = torch.logsumexp(c1 * x + c2 * x**2 + torch.log(_WEIGHTS.to(unit) / 2)[:, None], dim=0)
+    u = unit.clamp(0, 1) - 0.5
+    return (c1 * u + c2 * u**2 - log_z).sum(-1)
+
+
+def draw_reference(family: str, seed: int, dim: int, scatter: float) -> Tensor:
+    """Parameters (2, dim) of a seeded random reference of ``family`` (see :data:`FAMILIES`)."""
+    if family == "beta":
+        return reference_shapes(seed, dim, scatter)
+    if family == "tilt":
+        return reference_tilts(seed, dim, scatter)
+    raise ParameterError(f"reference family must be one of {FAMILIES}, got {family!r}")
+
+
+def log_reference(family: str, unit: Tensor, params: Tensor) -> Tensor:
+    """log r(v) (N,) relative to the unit box, of the reference ``family`` with ``params`` (2, D)."""
+    return log_reference_unit(unit, params) if family == "beta" else log_tilt_unit(unit, params)
+
+
+__all__ = ["FAMILIES", "draw_reference", "log_reference", "log_reference_unit", "log_tilt_unit",
+           "reference_shapes", "reference_tilts"]

@@ -40,7 +40,7 @@ from sedinfer.noise import anti_annealing_factor
 from sedinfer.population.flow import BoxFlow
 from sedinfer.population.forward import ForwardModel
 from sedinfer.population.losses import marginal_directions, population_loss, whitening_matrix
-from sedinfer.population.reference import log_reference_unit
+from sedinfer.population.reference import log_reference
 
 if TYPE_CHECKING:
     from sedinfer.population.fit import FitConfig
@@ -115,8 +115,8 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
     ``observed`` (N, B) asinh magnitudes on ``device``; ``run_id`` identifies data and settings
     (a checkpoint written for another run is refused). ``rows`` (M,): the catalog rows this
     member trains on (e.g. a bootstrap resample; default all); the monitor always uses the
-    whole catalog. ``reference`` (2, D): Beta shapes of the entropy term's reference density
-    (:mod:`~sedinfer.population.reference`; default: uniform over the box).
+    whole catalog. ``reference`` (2, D): parameters of the entropy term's reference density, of
+    ``config.reference_family`` (:mod:`~sedinfer.population.reference`; default: uniform box).
     """
     sim = forward.simulator
     devices = [device] if device.type == "cuda" else []
@@ -169,7 +169,8 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
             theta, log_q = flow.sample_and_log_prob(config.n_simulated, gen)
             kl = log_q.mean() + log_volume
             if reference is not None:
-                kl = kl - log_reference_unit((theta - flow.low) / (flow.high - flow.low), reference).mean()
+                unit = (theta - flow.low) / (flow.high - flow.low)
+                kl = kl - log_reference(config.reference_family, unit, reference).mean()
         else:
             theta, kl = flow.sample(config.n_simulated, gen), None
         x, w, kept = forward(theta, r, gen)
@@ -211,7 +212,8 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
                                     "epochs")}
     record["entropy_weight"] = config.entropy_weight
     if reference is not None:
-        record["reference_beta_shapes"] = reference.tolist()
+        key = "reference_beta_shapes" if config.reference_family == "beta" else "reference_tilt_coefficients"
+        record[key] = reference.tolist()
     return flow, record
 
 
