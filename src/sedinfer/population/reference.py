@@ -39,12 +39,17 @@ FAMILIES = ("beta", "tilt")
 _NODES, _WEIGHTS = (torch.as_tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(48))
 
 
-def reference_shapes(seed: int, dim: int, scatter: float) -> Tensor:
-    """Beta shapes (2, dim) = (a, b) ≥ 1 of a seeded random reference, exp(scatter·|N(0, 1)|); ones for 0."""
+def _scaled_normals(seed: int, dim: int, scatter: float) -> Tensor:
+    """scatter·N(0, 1) draws (2, dim), float64, from a generator seeded by the member's seed."""
     if not scatter >= 0:
         raise ParameterError(f"reference scatter must be >= 0, got {scatter}")
     g = torch.Generator().manual_seed(2_147_483_629 + int(seed))
-    return torch.exp(scatter * torch.randn(2, dim, generator=g, dtype=torch.float64).abs()).float()
+    return scatter * torch.randn(2, dim, generator=g, dtype=torch.float64)
+
+
+def reference_shapes(seed: int, dim: int, scatter: float) -> Tensor:
+    """Beta shapes (2, dim) = (a, b) ≥ 1 of a seeded random reference, exp(scatter·|N(0, 1)|); ones for 0."""
+    return torch.exp(_scaled_normals(seed, dim, scatter).abs()).float()
 
 
 def log_reference_unit(unit: Tensor, shapes: Tensor) -> Tensor:
@@ -61,10 +66,7 @@ def log_reference_unit(unit: Tensor, shapes: Tensor) -> Tensor:
 
 def reference_tilts(seed: int, dim: int, scatter: float) -> Tensor:
     """Coefficients (2, dim) = (c₁, c₂) of a seeded random tilted reference, scatter·N(0, 1)."""
-    if not scatter >= 0:
-        raise ParameterError(f"reference scatter must be >= 0, got {scatter}")
-    g = torch.Generator().manual_seed(2_147_483_629 + int(seed))
-    return (scatter * torch.randn(2, dim, generator=g, dtype=torch.float64)).float()
+    return _scaled_normals(seed, dim, scatter).float()
 
 
 def log_tilt_unit(unit: Tensor, coefficients: Tensor) -> Tensor:
