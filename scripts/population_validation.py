@@ -36,6 +36,7 @@ from sedinfer.population.data import build_noise_model, catalog_fluxes, observed
 from sedinfer.population.forward import ForwardModel, make_simulator
 from sedinfer.population.mock import TABLE2, MockPopulation, make_mock_catalog
 from sedinfer.population.outputs import derived_columns, population_table
+from sedinfer.population.reference import FAMILIES as REFERENCE_FAMILIES
 from sedinfer.population.runner import FIGURE_COLUMNS
 from sedinfer.population.validation import (
     coverage_by_ensemble_size,
@@ -305,7 +306,7 @@ def main() -> None:
     ap.add_argument("--entropy-spread", type=float, default=FitConfig.entropy_spread)
     ap.add_argument("--marginal-weight", type=float, default=FitConfig.marginal_weight)
     ap.add_argument("--reference-scatter", type=float, default=FitConfig.reference_scatter)
-    ap.add_argument("--reference-family", choices=("beta", "tilt"), default=FitConfig.reference_family)
+    ap.add_argument("--reference-family", choices=REFERENCE_FAMILIES, default=FitConfig.reference_family)
     ap.add_argument("--no-whiten", action="store_true", help="raw magnitudes (whiten=False)")
     ap.add_argument("--select", action="store_true",
                     help="recovery: fit with the mock's magnitude limit as a soft selection function")
