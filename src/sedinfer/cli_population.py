@@ -108,10 +108,12 @@ def add_population(p: argparse.ArgumentParser) -> None:
     )
     f.add_argument(
         "--reference-family",
-        choices=("beta", "tilt"),
+        choices=("beta", "tilt", "partition"),
         default=None,
-        help="random references: Beta with ln a, ln b = S*|N(0, 1)|, or log-quadratic tilts with "
-        "coefficients S*N(0, 1) (default: FitConfig's)",
+        help="random references: Beta with ln a, ln b = S*|N(0, 1)|, log-quadratic tilts with "
+        "coefficients S*N(0, 1), or random smooth shapes balanced so that the members average to the "
+        "uniform box "
+        "(default: FitConfig's)",
     )
     f.add_argument(
         "--marginal-weight",

@@ -37,7 +37,7 @@ from sedinfer.population.ensemble import Population
 from sedinfer.population.flow import DEFAULT_POPULATION_FLOW
 from sedinfer.population.forward import ForwardModel, describe_selection, make_simulator
 from sedinfer.population.losses import LOSSES, BlurSchedule
-from sedinfer.population.reference import FAMILIES, draw_reference
+from sedinfer.population.reference import FAMILIES, draw_references
 from sedinfer.population.train import fingerprint, train_member
 from sedinfer.posterior.flow import FlowConfig
 
@@ -70,8 +70,10 @@ class FitConfig:
     default 3 gives weights 0.033 ... 0.3 around 0.1). reference_scatter: with K > 1 flows and
     a value s > 0, member k's entropy term pulls towards its own random reference density, a
     product over the box, seeded by seed + k, instead of the uniform box (0: uniform for every
-    member). reference_family: "beta" (Beta(a, b) with ln a, ln b = s·|N(0, 1)|) or "tilt"
-    (log-quadratic, c₁, c₂ = s·N(0, 1); :mod:`~sedinfer.population.reference`).
+    member). reference_family: "beta" (Beta(a, b) with ln a, ln b = s·|N(0, 1)|), "tilt"
+    (log-quadratic, c₁, c₂ = s·N(0, 1)) or "partition" (random smooth log-densities balanced
+    so that the members' references average to the uniform box;
+    :mod:`~sedinfer.population.reference`).
     marginal_weight: share a in [0, 1] of the loss given to the 1-D distributions of every band
     and adjacent colour, (1 - a)·distance + a·marginals (0: the distance alone, as PopSED).
     whiten: compare magnitudes after a linear map that gives the catalog unit covariance
@@ -246,7 +248,8 @@ def member_reference(config: FitConfig, k: int, n_flows: int, dim: int) -> torch
     """Parameters (2, dim) of member k's reference density, or None for the uniform box."""
     if n_flows < 2 or config.reference_scatter == 0:
         return None
-    return draw_reference(config.reference_family, config.seed + k, dim, config.reference_scatter)
+    seeds = [config.seed + j for j in range(n_flows)]
+    return draw_references(config.reference_family, seeds, dim, config.reference_scatter)[k]
 
 
 def bootstrap_rows(n: int, seed: int) -> torch.Tensor:

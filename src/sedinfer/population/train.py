@@ -40,7 +40,7 @@ from sedinfer.noise import anti_annealing_factor
 from sedinfer.population.flow import BoxFlow
 from sedinfer.population.forward import ForwardModel
 from sedinfer.population.losses import marginal_directions, population_loss, whitening_matrix
-from sedinfer.population.reference import log_reference
+from sedinfer.population.reference import RECORD_KEYS, log_reference
 
 if TYPE_CHECKING:
     from sedinfer.population.fit import FitConfig
@@ -212,8 +212,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
                                     "epochs")}
     record["entropy_weight"] = config.entropy_weight
     if reference is not None:
-        key = "reference_beta_shapes" if config.reference_family == "beta" else "reference_tilt_coefficients"
-        record[key] = reference.tolist()
+        record[RECORD_KEYS[config.reference_family]] = reference.tolist()
     return flow, record
 
 
