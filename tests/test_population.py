@@ -532,7 +532,9 @@ def test_members_follow_their_reference_where_the_data_are_silent(family, scatte
                      entropy_spread=1.0, reference_scatter=scatter, reference_family=family, seed=seed)
     pop = fit(mags, errs, blind, filters=["a", "b", "c"], n_flows=2, config=cfg, bounds=box, progress=False,
               device="cpu")
-    assert member_reference(cfg, 0, 1, 3) is None and member_reference(toy_config(), 0, 2, 3) is None
+    assert member_reference(cfg, 0, 1, 3) is None
+    assert member_reference(toy_config(reference_scatter=0.0), 0, 2, 3) is None
+    assert member_reference(toy_config(), 0, 2, 3).shape == (33, 3)          # the default: partition
     thirds = []
     grid = torch.linspace(0, 1, 2001)
     for k, (flow, h) in enumerate(zip(pop.members, pop.history, strict=True)):

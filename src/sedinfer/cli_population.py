@@ -104,7 +104,7 @@ def add_population(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="each member's entropy term pulls towards its own random reference density of scatter S "
-        "(default: FitConfig's; 0: the uniform box for all)",
+        "(default: FitConfig's, 1; 0: the uniform box for all)",
     )
     f.add_argument(
         "--reference-family",
@@ -112,8 +112,7 @@ def add_population(p: argparse.ArgumentParser) -> None:
         default=None,
         help="random references: Beta with ln a, ln b = S*|N(0, 1)|, log-quadratic tilts with "
         "coefficients S*N(0, 1), or random smooth shapes balanced so that the members average to the "
-        "uniform box "
-        "(default: FitConfig's)",
+        "uniform box (default: FitConfig's, partition)",
     )
     f.add_argument(
         "--marginal-weight",

@@ -69,11 +69,11 @@ class FitConfig:
     to weight·spread, so the ensemble also spans the choice of this prior (1: all equal; the
     default 3 gives weights 0.033 ... 0.3 around 0.1). reference_scatter: with K > 1 flows and
     a value s > 0, member k's entropy term pulls towards its own random reference density, a
-    product over the box, seeded by seed + k, instead of the uniform box (0: uniform for every
-    member). reference_family: "beta" (Beta(a, b) with ln a, ln b = s·|N(0, 1)|), "tilt"
-    (log-quadratic, c₁, c₂ = s·N(0, 1)) or "partition" (random smooth log-densities balanced
-    so that the members' references average to the uniform box;
-    :mod:`~sedinfer.population.reference`).
+    product over the box, seeded by seed + k, instead of the uniform box (default 1; 0: uniform
+    for every member). reference_family: "partition" (default: random smooth log-densities
+    balanced so that the members' references average to the uniform box), "beta" (Beta(a, b)
+    with ln a, ln b = s·|N(0, 1)|) or "tilt" (log-quadratic, c₁, c₂ = s·N(0, 1));
+    :mod:`~sedinfer.population.reference`.
     marginal_weight: share a in [0, 1] of the loss given to the 1-D distributions of every band
     and adjacent colour, (1 - a)·distance + a·marginals (0: the distance alone, as PopSED).
     whiten: compare magnitudes after a linear map that gives the catalog unit covariance
@@ -105,8 +105,8 @@ class FitConfig:
     entropy_weight: float = 0.1
     entropy_decay: float = 6.0
     entropy_spread: float = 3.0
-    reference_scatter: float = 0.0
-    reference_family: str = "beta"
+    reference_scatter: float = 1.0
+    reference_family: str = "partition"
     marginal_weight: float = 0.5
     whiten: bool = True
     bootstrap: bool = True
