@@ -245,7 +245,8 @@ def member_entropy_weight(config: FitConfig, k: int, n_flows: int) -> float:
 
 
 def member_reference(config: FitConfig, k: int, n_flows: int, dim: int) -> torch.Tensor | None:
-    """Parameters (2, dim) of member k's reference density, or None for the uniform box."""
+    """Parameters of member k's reference density ((2, dim) for "beta" and "tilt", node densities
+    (33, dim) for "partition"), or None for the uniform box."""
     if n_flows < 2 or config.reference_scatter == 0:
         return None
     seeds = [config.seed + j for j in range(n_flows)]

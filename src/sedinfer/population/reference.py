@@ -1,4 +1,4 @@
-"""Reference densities of the entropy term: uniform over the box, or a random Beta per member.
+"""Reference densities of the entropy term: uniform over the box, or a random density per member.
 
 The entropy term of training is λ(t)·KL(q ‖ r), a prior over populations that favours those
 close to a reference density r over the box. With r uniform (the default) it prefers the
