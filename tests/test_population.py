@@ -289,8 +289,11 @@ def test_checkpoint_resume_and_refusal(tmp_path):
 def test_checkpoint_of_another_ensemble_member_is_refused(tmp_path):
     # member k's entropy weight depends on the number of flows and its bootstrap rows on whether
     # there are several: a checkpoint folder reused with another n_flows must not resume them
+    # (uniform references here; with the default partition references every member's reference
+    # depends on the whole ensemble, so even member 0 is refused)
     mags, errs, _ = toy_catalog(300, [0.5, 0.5], 0.3, seed=6)
-    cfg = dict(loss="sliced", epochs=2, steps_per_epoch=2, checkpoint_dir=str(tmp_path))
+    cfg = dict(loss="sliced", epochs=2, steps_per_epoch=2, checkpoint_dir=str(tmp_path / "uniform"),
+               reference_scatter=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PopulationWarning)
         toy_fit(mags, errs, n_flows=3, config=cfg)
@@ -300,6 +303,11 @@ def test_checkpoint_of_another_ensemble_member_is_refused(tmp_path):
             toy_fit(mags, errs, n_flows=2, config=cfg)
         with pytest.raises(ParameterError, match="member000"):   # one flow: whole catalog, weight 0.1
             toy_fit(mags, errs, n_flows=1, config=cfg)
+        partition = {**cfg, "reference_scatter": 1.0, "checkpoint_dir": str(tmp_path / "partition")}
+        toy_fit(mags, errs, n_flows=3, config=partition)
+        toy_fit(mags, errs, n_flows=3, config=partition)        # same run resumes
+        with pytest.raises(ParameterError, match="member000"):
+            toy_fit(mags, errs, n_flows=2, config=partition)
 
 
 class Interrupt(Exception):
