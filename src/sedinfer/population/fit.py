@@ -214,6 +214,7 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
                           n, float(observed.double().sum()), float((observed.double() ** 2).sum())])
     ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     members, history = [], []
+    references = member_references(config, n_flows, sim.low.numel())
     for k in range(n_flows):
         ckpt = ckpt_dir / f"member{k:03d}.pt" if ckpt_dir is not None else None
         rows = bootstrap_rows(n, config.seed + k) if config.bootstrap and n_flows > 1 else None
@@ -222,7 +223,7 @@ def fit(mags: Any, mag_errs: Any, model: Any, filters: Any = None, n_flows: int 
                                     steps_per_epoch=steps_per_epoch, device=device, run_id=run_id,
                                     checkpoint=ckpt, progress=progress,
                                     label=f"population flow {k + 1}/{n_flows}", rows=rows,
-                                    reference=member_reference(config, k, n_flows, sim.low.numel()))
+                                    reference=references[k])
         members.append(flow)
         history.append(record)
     _warn_if_loss_flat(history, config.min_loss_drop)
@@ -244,13 +245,18 @@ def member_entropy_weight(config: FitConfig, k: int, n_flows: int) -> float:
     return config.entropy_weight * config.entropy_spread ** (2 * k / (n_flows - 1) - 1)
 
 
-def member_reference(config: FitConfig, k: int, n_flows: int, dim: int) -> torch.Tensor | None:
-    """Parameters of member k's reference density ((2, dim) for "beta" and "tilt", node densities
-    (33, dim) for "partition"), or None for the uniform box."""
+def member_references(config: FitConfig, n_flows: int, dim: int) -> list[torch.Tensor | None]:
+    """Parameters of every member's reference density ((2, dim) for "beta" and "tilt", node
+    densities (33, dim) for "partition"), or None each for the uniform box."""
     if n_flows < 2 or config.reference_scatter == 0:
-        return None
+        return [None] * n_flows
     seeds = [config.seed + j for j in range(n_flows)]
-    return draw_references(config.reference_family, seeds, dim, config.reference_scatter)[k]
+    return draw_references(config.reference_family, seeds, dim, config.reference_scatter)
+
+
+def member_reference(config: FitConfig, k: int, n_flows: int, dim: int) -> torch.Tensor | None:
+    """Parameters of member k's reference density (see :func:`member_references`)."""
+    return member_references(config, n_flows, dim)[k]
 
 
 def bootstrap_rows(n: int, seed: int) -> torch.Tensor:
@@ -274,4 +280,4 @@ def _warn_if_loss_flat(history: list[dict[str, Any]], min_drop: float) -> None:
 
 
 __all__ = ["FitConfig", "PopulationWarning", "bootstrap_rows", "fit", "member_entropy_weight",
-           "member_reference"]
+           "member_reference", "member_references"]

@@ -156,15 +156,14 @@ def draw_references(family: str, seeds: Sequence[int], dim: int, scatter: float)
     return [draw_reference(family, s, dim, scatter) for s in seeds]
 
 
+_LOG_DENSITIES = {"beta": log_reference_unit, "tilt": log_tilt_unit, "partition": log_partition_unit}
+
+
 def log_reference(family: str, unit: Tensor, params: Tensor) -> Tensor:
     """log r(v) (N,) relative to the unit box, of the reference ``family`` with ``params``."""
-    if family == "beta":
-        return log_reference_unit(unit, params)
-    if family == "tilt":
-        return log_tilt_unit(unit, params)
-    if family == "partition":
-        return log_partition_unit(unit, params)
-    raise ParameterError(f"reference family must be one of {FAMILIES}, got {family!r}")
+    if family not in _LOG_DENSITIES:
+        raise ParameterError(f"reference family must be one of {FAMILIES}, got {family!r}")
+    return _LOG_DENSITIES[family](unit, params)
 
 
 __all__ = ["FAMILIES", "RECORD_KEYS", "draw_reference", "draw_references", "log_partition_unit",

@@ -115,7 +115,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
     ``observed`` (N, B) asinh magnitudes on ``device``; ``run_id`` identifies data and settings
     (a checkpoint written for another run is refused). ``rows`` (M,): the catalog rows this
     member trains on (e.g. a bootstrap resample; default all); the monitor always uses the
-    whole catalog. ``reference`` (2, D): parameters of the entropy term's reference density, of
+    whole catalog. ``reference``: parameters of the entropy term's reference density, of
     ``config.reference_family`` (:mod:`~sedinfer.population.reference`; default: uniform box).
     """
     sim = forward.simulator
