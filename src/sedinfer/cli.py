@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sedinfer import __version__, cli_population, cli_posterior, cli_train
+from sedinfer.cli_args import check_output, filter_list, non_negative_int, positive_int
 from sedinfer.errors import SedinferError
 
 PROG = "sedinfer"
@@ -34,48 +35,6 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int | None]
-
-
-# ---------------------------------------------------------------------- argument types
-def _int_at_least(text: str, low: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = low - 1
-    if value < low:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _int_at_least(text, 1, "a positive integer")
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _int_at_least(text, 0, "an integer >= 0")
-
-
-def filter_list(text: str) -> str | list[str]:
-    """``--filters`` value: a group alias / single name, or a comma-separated list of names."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a filter group alias or comma-separated filter names")
-    return names[0] if len(names) == 1 else names
-
-
-def check_output(path: str, overwrite: bool) -> None:
-    """Fail early (before a long computation) on an output that cannot be written."""
-    from sedinfer.catalog import catalog_format
-    from sedinfer.errors import CatalogError
-
-    catalog_format(path)
-    if os.path.exists(path) and not overwrite:
-        raise CatalogError(f"{path!r} already exists; pass --overwrite to replace it")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise CatalogError(f"output directory {parent!r} does not exist")
 
 
 # -------------------------------------------------------------------------- simulate

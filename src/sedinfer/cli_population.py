@@ -38,7 +38,7 @@ def _selection(text: str) -> tuple[str, float]:
 
 
 def add_population(p: argparse.ArgumentParser) -> None:
-    from sedinfer.cli import filter_list, non_negative_int, positive_int
+    from sedinfer.cli_args import filter_list, non_negative_int, positive_int
 
     p.add_argument(
         "catalog",

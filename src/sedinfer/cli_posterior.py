@@ -21,7 +21,7 @@ def demo_catalog() -> Path:
 
 
 def add_posterior(p: argparse.ArgumentParser) -> None:
-    from sedinfer.cli import non_negative_int, positive_int
+    from sedinfer.cli_args import non_negative_int, positive_int
 
     p.add_argument("catalog", nargs="?", help="input catalog (.parquet, .fits, .csv, .ecsv); fluxes in "
                                               "nanomaggies (columns with a flux unit are converted)")
