@@ -11,6 +11,7 @@ from scipy import stats
 from sedinfer.errors import ParameterError
 from sedinfer.posterior import validation as v
 from sedinfer.posterior import validation_plots as vp
+from sedinfer.posterior.calibration import calibration_report
 
 M, S, D = 1000, 200, 3
 NOISE = 0.5  # observation noise: x = theta + NOISE * eps, theta ~ N(0, 1)
@@ -144,7 +145,7 @@ def test_bad_inputs_raise(calibrated):
 def test_report_writes_figures_and_json(tmp_path, calibrated, overconfident):
     samples, truth = calibrated
     out = tmp_path / "cal"
-    report = v.calibration_report(samples, truth, NAMES, BOUNDS, out, seed=0)
+    report = calibration_report(samples, truth, NAMES, BOUNDS, out, seed=0)
     assert sorted(p.name for p in out.iterdir()) == ["calibration.json", "pp.png", "sbc.png", "tarp.png"]
     for name in ("pp.png", "sbc.png", "tarp.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -157,11 +158,11 @@ def test_report_writes_figures_and_json(tmp_path, calibrated, overconfident):
     assert loaded["tarp"]["max_abs_deviation"] <= 0.03
     assert all(loaded["passes"].values()) and len(loaded["passes"]) == 2
 
-    bad = v.calibration_report(*overconfident, NAMES, BOUNDS, tmp_path / "over", seed=0)
+    bad = calibration_report(*overconfident, NAMES, BOUNDS, tmp_path / "over", seed=0)
     assert not any(bad["passes"].values())
     assert all(bad["sbc"]["rejected"].values()) and bad["tarp"]["max_abs_deviation"] > 0.1
     with pytest.raises(ParameterError, match="names"):
-        v.calibration_report(samples, truth, NAMES[:2], BOUNDS, tmp_path / "x")
+        calibration_report(samples, truth, NAMES[:2], BOUNDS, tmp_path / "x")
 
 
 def test_plot_functions_return_paths(tmp_path, calibrated):

@@ -22,6 +22,7 @@ from astropy.table import Column, Table
 
 from sedinfer.catalog import FLUX_UNIT, flux_column, flux_err_column, flux_true_column
 from sedinfer.errors import ParameterError
+from sedinfer.units import NMGY_PER_MAGGY
 
 
 def _unit(text: str | None):
@@ -111,11 +112,10 @@ def simulate_catalog(n: int, filters: str | Sequence[str] | os.PathLike = "sdss"
         table[name] = Column(theta_np[:, j], unit=_unit(unit), description=f"true {description}".strip())
     for name in DERIVED_NAMES:
         table[name] = Column(derived[name].numpy(), unit=_unit(DERIVED_UNITS.get(name)))
-    nmgy = 1e9  # maggies -> nanomaggies
     for values, column, what in ((noisy, flux_column, "observed (noisy) flux"),
                                  (sigma, flux_err_column, "1-sigma flux uncertainty"),
                                  (flux, flux_true_column, "noiseless (true) flux")):
-        values = (values * nmgy).numpy()
+        values = (values * NMGY_PER_MAGGY).numpy()
         for b, band in enumerate(filters.names):
             table[column(band)] = Column(values[:, b], unit=FLUX_UNIT, description=f"{what} in {band}")
     to_dict = getattr(noise, "to_dict", None)

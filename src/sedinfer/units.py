@@ -13,8 +13,11 @@ Flux unit conventions:
 Constants:
 
 * ``AB_ZEROPOINT_JY = 3631.0``: the AB reference flux density (Oke & Gunn 1983), Jy.
-* ``C_AA_PER_S``: speed of light, Å/s (exact SI value).
+* ``C_AA_PER_S``, ``C_KM_PER_S``: speed of light, Å/s and km/s (exact SI value).
 * ``L_SUN_ERG_S = 3.828e33``: nominal solar luminosity, erg/s (IAU 2015 Resolution B3).
+* ``PC_CM``, ``MPC_CM``: parsec and megaparsec in cm (IAU 2015 B2: 1 pc = 648000/π au exactly).
+
+These are the package's only definitions of them; the SPS kernels import them from here.
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ AB_ZEROPOINT_JY: float = 3631.0
 JY_CGS: float = 1e-23  # erg/s/cm^2/Hz per Jy
 AB_ZEROPOINT_FNU_CGS: float = AB_ZEROPOINT_JY * JY_CGS  # erg/s/cm^2/Hz
 C_AA_PER_S: float = 2.99792458e18
+C_KM_PER_S: float = 299792.458
 L_SUN_ERG_S: float = 3.828e33
+PC_CM: float = 3.0856775814913673e18
+MPC_CM: float = 3.0856775814913673e24
 POGSON: float = 2.5 / math.log(10.0)  # 1.0857..., mag per unit fractional flux
 
 NJY_PER_MAGGY: float = AB_ZEROPOINT_JY * 1e9
 UJY_PER_MAGGY: float = AB_ZEROPOINT_JY * 1e6
 MAGGIES_PER_NMGY: float = 1e-9
+NMGY_PER_MAGGY: float = 1e9
 
 SDSS_ASINH_B: dict[str, float] = {
     "sdss_u0": 1.4e-10,
@@ -47,6 +54,29 @@ SDSS_ASINH_B: dict[str, float] = {
     "sdss_z0": 7.4e-10,
 }
 """Asinh-magnitude softening ``b`` of the SDSS bands (Lupton et al. 1999), in maggies."""
+
+WISE_ZEROPOINT_JY: dict[str, float] = {
+    "wise_w1": 306.682,
+    "wise_w2": 170.663,
+    "wise_w3": 29.045,
+    "wise_w4": 8.284,
+}
+"""Flux density (Jy) of a WISE Vega magnitude 0 (F_nu ∝ nu^-2 spectrum, no colour correction):
+F_nu = F_nu0 10^(-0.4 m_Vega) (Wright et al. 2010, AJ 140, 1868; Jarrett et al. 2011, ApJ 735,
+112; WISE All-Sky Explanatory Supplement IV.4.h). The Vega-AB offsets of the same bands are
+``sedinfer.filters.VEGA_TO_AB`` (2.699, 3.339, 5.174, 6.620; Jarrett et al. 2011); they differ
+from 2.5 log10(3631 Jy / F_nu0) by 0.016, 0.019, -0.068, 0.016 mag (band-shape and W3/W4
+calibration terms)."""
+
+WISE_LIMIT_5SIGMA_VEGA: dict[str, float] = {
+    "wise_w1": 16.9,
+    "wise_w2": 16.0,
+    "wise_w3": 11.5,
+    "wise_w4": 8.0,
+}
+"""AllWISE 5-sigma point-source limits (Vega mag) where the coverage is typical: 0.054, 0.071,
+0.73, 5.0 mJy (Cutri et al. 2013, AllWISE Explanatory Supplement); the same depths in AB are
+``sedinfer.noise.DEFAULT_DEPTHS``. Deeper near the ecliptic poles, shallower elsewhere."""
 
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor, float)
 
@@ -125,7 +155,7 @@ def ujy_to_maggies(ujy: ArrayT) -> ArrayT:
 
 def maggies_to_nmgy(maggies: ArrayT) -> ArrayT:
     """Flux in nanomaggies from maggies (1 nmgy = 1e-9 maggies)."""
-    return _out(_as_array(maggies) / MAGGIES_PER_NMGY)
+    return _out(_as_array(maggies) * NMGY_PER_MAGGY)
 
 
 def nmgy_to_maggies(nmgy: ArrayT) -> ArrayT:
@@ -183,6 +213,14 @@ def asinh_mag_err(flux_maggies: ArrayT, flux_err_maggies: ArrayT, b: ArrayT) -> 
     f, e = _as_array(flux_maggies), _as_array(flux_err_maggies)
     bb = _like(b, f)
     return _out(POGSON * e / _lib(f).sqrt(f**2 + 4.0 * bb**2))
+
+
+def flux_err_from_asinh_mag_err(flux_maggies: ArrayT, asinh_mag_err: ArrayT, b: ArrayT) -> ArrayT:
+    """Flux error (maggies) ``sqrt(f^2 + 4 b^2) σ_μ / 1.0857`` from an asinh-magnitude error
+    (first order, the inverse of :func:`asinh_mag_err`); ``f`` and ``b`` in maggies."""
+    f, e = _as_array(flux_maggies), _as_array(asinh_mag_err)
+    bb = _like(b, f)
+    return _out(_lib(f).sqrt(f**2 + 4.0 * bb**2) * e / POGSON)
 
 
 def asinh_softening(names: Iterable[str], default: float | None = None) -> np.ndarray:

@@ -11,12 +11,14 @@ Galaxy SEDs (:mod:`sedinfer.posterior.sed`): training sets from the forward mode
 and a prior; the shipped SDSS models; per-galaxy summaries.
 """
 
+from sedinfer.posterior.calibration import calibration_report
 from sedinfer.posterior.estimator import Posterior, load
 from sedinfer.posterior.flow import FLOW_KINDS, FlowConfig, build_flow
 from sedinfer.posterior.galaxies import InferenceResult, SEDPosterior
-from sedinfer.posterior.sed import SEDConfig, train_sed_posterior
+from sedinfer.posterior.sed import train_sed_posterior
+from sedinfer.posterior.sed_config import SEDConfig
 from sedinfer.posterior.train import TrainConfig, train
-from sedinfer.posterior.validation import calibration_report, pp_coverage, sbc_ranks, tarp_coverage
+from sedinfer.posterior.validation import pp_coverage, sbc_ranks, tarp_coverage
 
 __all__ = ["Posterior", "load", "train", "FlowConfig", "TrainConfig", "FLOW_KINDS", "build_flow",
            "SEDPosterior", "SEDConfig", "InferenceResult", "train_sed_posterior", "calibration_report",

@@ -25,14 +25,14 @@ def read_toml(path: str | os.PathLike) -> dict:
 
 
 def load_config(path: str | os.PathLike):
-    """A :class:`~sedinfer.posterior.sed.SEDConfig` from a TOML file.
+    """A :class:`~sedinfer.posterior.sed_config.SEDConfig` from a TOML file.
 
     Top-level keys are SEDConfig fields; ``[model]``, ``[flow]`` and ``[train]`` tables hold the
     forward-model keywords, :class:`FlowConfig` and :class:`TrainConfig`; ``noise`` may name a
     noise-model JSON file (relative to the config file).
     """
     from sedinfer.noise.base import read_json
-    from sedinfer.posterior.sed import SEDConfig
+    from sedinfer.posterior.sed_config import SEDConfig
 
     data = read_toml(path)
     if isinstance(data.get("noise"), str):

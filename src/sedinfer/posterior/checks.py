@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sedinfer.atomic import save_figure, write_text
+from sedinfer.units import NMGY_PER_MAGGY
 
 VALIDATION_SEED_OFFSET = 7_919_000  # held-out simulations: config seed + this
 
@@ -62,8 +63,9 @@ def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: in
     shape the posterior.
     """
     from sedinfer.filters import Filters
-    from sedinfer.posterior.sed import SEDConfig, training_set
-    from sedinfer.posterior.validation import calibration_report
+    from sedinfer.posterior.calibration import calibration_report
+    from sedinfer.posterior.sed import training_set
+    from sedinfer.posterior.sed_config import SEDConfig
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,8 @@ def _compare_mcmc(sed, info, x, n_gal, n_samples, steps, seed, outdir: Path, fil
         z = float(theta_full[i, iz])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)     # convergence is recorded instead
-            res = run_emcee(model64, filters, noisy[i].numpy() * 1e9, sigma[i].numpy() * 1e9, z,
+            flux_nmgy, err_nmgy = noisy[i].numpy() * NMGY_PER_MAGGY, sigma[i].numpy() * NMGY_PER_MAGGY
+            res = run_emcee(model64, filters, flux_nmgy, err_nmgy, z,
                             n_walkers=walkers, n_steps=steps, burn=steps // 4, thin=max(1, steps // 200),
                             seed=seed + k, progress=False)
         flow = sed.posterior.sample(x[i], n_samples, seed=seed + k).cpu().numpy()

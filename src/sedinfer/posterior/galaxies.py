@@ -28,6 +28,7 @@ from sedinfer.errors import CatalogError, SedinferError
 from sedinfer.posterior.encoding import encode
 from sedinfer.posterior.estimator import Posterior
 from sedinfer.posterior.estimator import load as load_posterior
+from sedinfer.units import MAGGIES_PER_NMGY
 
 SHIPPED = {"sdss-specz": "sdss_specz.pt", "sdss-photz": "sdss_photz.pt"}
 DEFAULT_MODEL = "sdss-specz"
@@ -88,8 +89,14 @@ class SEDPosterior:
         if sed is None:
             raise SedinferError("this posterior has no SED metadata; it was not trained by "
                                 "train_sed_posterior")
+        from sedinfer.sps.model import LEGACY_SETTINGS, saved_model_kwargs
+
         self.posterior = posterior.eval()
-        self.meta = sed
+        # a model saved before a forward-model setting existed keeps the value it was trained with
+        model = saved_model_kwargs(sed["config"].get("model", {}), sed.get("model_config"))
+        pinned = {k: model[k] for k in LEGACY_SETTINGS}
+        self.meta = {**sed, "config": {**sed["config"], "model": model},
+                     "model_config": {**sed.get("model_config", {}), **pinned}}
         cfg = sed["config"]
         self.bands: tuple[str, ...] = tuple(cfg["bands"])
         self.redshift_mode: str = cfg["redshift_mode"]
@@ -108,7 +115,7 @@ class SEDPosterior:
         if self._model is None:
             import dataclasses
 
-            from sedinfer.posterior.sed import SEDConfig
+            from sedinfer.posterior.sed_config import SEDConfig
 
             cfg = SEDConfig.from_dict(self.meta["config"])
             self._model = dataclasses.replace(cfg, prior=self.meta["prior"]).build_model()
@@ -162,7 +169,7 @@ class SEDPosterior:
         ok = reasons == ""
         masked = np.array([",".join(b for b, o in zip(self.bands, row, strict=True) if not o)
                            for row in observed], dtype=object)
-        return flux * 1e-9, err * 1e-9, z, observed, ok, reasons, masked
+        return flux * MAGGIES_PER_NMGY, err * MAGGIES_PER_NMGY, z, observed, ok, reasons, masked
 
     def context(self, flux_maggies, sigma_maggies, z, observed) -> torch.Tensor:
         f = torch.as_tensor(flux_maggies, dtype=torch.float32)

@@ -1,8 +1,8 @@
 """Amortized SED posteriors (SEDFLOW): training sets, training and the shipped models.
 
-A :class:`SEDConfig` names everything a model depends on: bands, forward model, prior, noise
-model, redshift mode (``"spec"``: z is given and conditions the flow; ``"phot"``: z is inferred),
-band dropout, simulation count, flow and optimiser settings, seed. :func:`train_sed_posterior`
+A :class:`~sedinfer.posterior.sed_config.SEDConfig` (its own module, re-exported here) names
+everything a model depends on: bands, forward model, prior, noise model, redshift mode, band
+dropout, simulation count, flow and optimiser settings, seed. :func:`train_sed_posterior`
 simulates (θ, x) with :func:`sedinfer.simulate.simulate_photometry` — the same model and noise
 as ``sedinfer simulate`` — and fits the flow. Everything needed to use the model afterwards is
 stored in the :class:`~sedinfer.posterior.Posterior`'s metadata under ``"sed"``, so one file
@@ -13,74 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 
 import torch
 
 from sedinfer.errors import ParameterError
 from sedinfer.posterior.encoding import context_names, dropout_mask, encode
-from sedinfer.posterior.flow import FlowConfig
-from sedinfer.posterior.train import TrainConfig, train
+from sedinfer.posterior.galaxies import SEDPosterior
+from sedinfer.posterior.sed_config import SDSS_BANDS, SEDConfig
+from sedinfer.posterior.train import train
 
-SDSS_BANDS = ("sdss_u0", "sdss_g0", "sdss_r0", "sdss_i0", "sdss_z0")
 OOD_QUANTILES = (0.0005, 0.9995)  # per-feature training range beyond which a row is flagged
-
-
-@dataclass(frozen=True)
-class SEDConfig:
-    """Everything that defines a trained SED posterior (saved inside the model file)."""
-
-    bands: tuple[str, ...] = SDSS_BANDS
-    redshift_mode: str = "spec"
-    model: dict = field(default_factory=dict)          # SPSModel keyword arguments
-    prior: dict | None = None                           # Prior.to_dict(); None: the model's default
-    noise: dict | None = None                           # noise model dict; None: default_noise_model
-    n_simulations: int = 1_000_000
-    band_dropout: float = 0.1
-    seed: int = 0
-    flow: FlowConfig = FlowConfig()
-    train: TrainConfig = TrainConfig()
-
-    def __post_init__(self) -> None:
-        if self.redshift_mode not in ("spec", "phot"):
-            raise ParameterError(f"redshift_mode must be 'spec' or 'phot', got {self.redshift_mode!r}")
-        if not 0 <= self.band_dropout < 1:
-            raise ParameterError(f"band_dropout must be in [0, 1), got {self.band_dropout}")
-        if self.n_simulations < 100:
-            raise ParameterError(f"n_simulations must be >= 100, got {self.n_simulations}")
-        object.__setattr__(self, "bands", tuple(self.bands))
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out.update(bands=list(self.bands), flow=self.flow.to_dict(), train=asdict(self.train))
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SEDConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ParameterError(f"unknown SED posterior settings {unknown}; expected some of "
-                                 f"{sorted(known)}")
-        data = dict(data)
-        if "flow" in data:
-            data["flow"] = FlowConfig.from_dict(data["flow"])
-        if "train" in data:
-            data["train"] = TrainConfig(**data["train"])
-        return cls(**data)
-
-    # ------------------------------------------------------------------ components
-    def build_model(self):
-        from sedinfer.priors import Prior
-        from sedinfer.sps.model import SPSModel
-
-        prior = Prior.from_dict(self.prior) if self.prior else None
-        return SPSModel(**self.model, prior=prior)
-
-    def build_noise(self):
-        from sedinfer.noise import default_noise_model, from_dict
-
-        return from_dict(self.noise) if self.noise else default_noise_model(self.bands)
 
 
 def softening_maggies(noise, n_bands: int, seed: int = 0) -> torch.Tensor:
@@ -140,12 +82,13 @@ def feature_ranges(x: torch.Tensor, bands: tuple[str, ...], names: tuple[str, ..
     return ranges
 
 
-def train_sed_posterior(config: SEDConfig = SEDConfig(), checkpoint: str | os.PathLike | None = None,
-                        device=None, progress: bool = True):
-    """Simulate the training set of ``config``, train the flow, return a ``SEDPosterior``."""
+def train_sed_posterior(config: SEDConfig | None = None, checkpoint: str | os.PathLike | None = None,
+                        device=None, progress: bool = True) -> SEDPosterior:
+    """Simulate the training set of ``config`` (default ``SEDConfig()``), train the flow, return a
+    ``SEDPosterior``."""
     from sedinfer import __version__
-    from sedinfer.posterior.galaxies import SEDPosterior
 
+    config = SEDConfig() if config is None else config
     theta, x, info = training_set(config, progress=progress)
     model = info["model"]
     sed_meta = {

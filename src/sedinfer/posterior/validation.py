@@ -11,20 +11,18 @@ parameters ``truth`` (M, D) are known, a calibrated posterior makes
   (TARP; Lemos et al. 2023, arXiv:2302.03026), a joint test in all D dimensions.
 
 Pure numpy (torch tensors are accepted and converted); independent of how samples were drawn.
-Randomness (tie-breaking, TARP references, bootstrap) is seeded. Figures use matplotlib (Agg).
+Randomness (tie-breaking, TARP references, bootstrap) is seeded. The figures are in
+:mod:`sedinfer.posterior.validation_plots`, the report that runs all checks and writes the figures
+and JSON in :mod:`sedinfer.posterior.calibration` (both import this module, never the reverse).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from sedinfer.atomic import write_text
 from sedinfer.errors import ParameterError
 
 SBC_ALPHA = 0.01  # family-wise error rate of the SBC uniformity tests
@@ -45,7 +43,7 @@ def _array(x, name: str) -> np.ndarray:
     return a
 
 
-def _check(samples, truth) -> tuple[np.ndarray, np.ndarray]:
+def check_samples(samples, truth) -> tuple[np.ndarray, np.ndarray]:
     """``samples`` (M, S, D) and ``truth`` (M, D) as float64 arrays with matching M and D."""
     s, t = _array(samples, "samples"), _array(truth, "truth")
     if s.ndim != 3 or s.shape[1] < 1:
@@ -72,7 +70,7 @@ def sbc_ranks(samples, truth, seed: SeedLike = 0) -> np.ndarray:
 
     ``samples`` (M, S, D), ``truth`` (M, D) -> int array (M, D) with values in [0, S].
     """
-    s, t = _check(samples, truth)
+    s, t = check_samples(samples, truth)
     rng = np.random.default_rng(seed)
     below = (s < t[:, None, :]).sum(axis=1)
     ties = (s == t[:, None, :]).sum(axis=1)
@@ -146,7 +144,7 @@ def pp_coverage(samples, truth, levels=None, seed: SeedLike = 0) -> tuple[np.nda
     """
     lv = _levels(levels)
     rng = np.random.default_rng(seed)
-    s, t = _check(samples, truth)
+    s, t = check_samples(samples, truth)
     ranks = sbc_ranks(s, t, seed=rng)
     q = (ranks + rng.random(ranks.shape)) / (s.shape[1] + 1)
     inside = np.abs(q - 0.5)[:, :, None] <= lv[None, None, :] / 2
@@ -169,7 +167,7 @@ def tarp_fractions(samples, truth, bounds, n_refs: int = 1, seed: SeedLike = 0) 
     k draws strictly closer, exactly U(0, 1) for a calibrated posterior (it differs from k / S by
     less than 1 / (S + 1)).
     """
-    s, t = _check(samples, truth)
+    s, t = check_samples(samples, truth)
     m, n, d = s.shape
     low, high = (_array(b, name).reshape(-1) for b, name in zip(bounds, ("bounds low", "bounds high"),
                                                                  strict=True))
@@ -192,7 +190,7 @@ def tarp_fractions(samples, truth, bounds, n_refs: int = 1, seed: SeedLike = 0) 
     return (k + rng.random(k.shape)) / (n + 1)
 
 
-def _ecp_per_simulation(f: np.ndarray, levels: np.ndarray) -> np.ndarray:
+def ecp_per_simulation(f: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """(M, L): share of a simulation's references with f < level."""
     return (f[:, :, None] < levels[None, None, :]).mean(axis=1)
 
@@ -202,7 +200,7 @@ def tarp_coverage(samples, truth, bounds, n_refs: int = 1, seed: SeedLike = 0,
     """TARP expected coverage probability ECP(level) = mean over simulations of 1[f < level]: (L,), (L,)."""
     lv = _levels(levels)
     f = tarp_fractions(samples, truth, bounds, n_refs=n_refs, seed=seed)
-    return lv, _ecp_per_simulation(f, lv).mean(axis=0)
+    return lv, ecp_per_simulation(f, lv).mean(axis=0)
 
 
 def tarp_bootstrap(samples, truth, bounds, n_refs: int = 1, seed: SeedLike = 0, levels=None,
@@ -210,12 +208,12 @@ def tarp_bootstrap(samples, truth, bounds, n_refs: int = 1, seed: SeedLike = 0, 
     """TARP ECP with bootstrap over simulations (references kept): levels, mean (L,), std (L,)."""
     lv = _levels(levels)
     rng = np.random.default_rng(seed)
-    per_sim = _ecp_per_simulation(tarp_fractions(samples, truth, bounds, n_refs=n_refs, seed=rng), lv)
-    ecps = _bootstrap_ecps(per_sim, n_boot, rng)
+    per_sim = ecp_per_simulation(tarp_fractions(samples, truth, bounds, n_refs=n_refs, seed=rng), lv)
+    ecps = bootstrap_ecps(per_sim, n_boot, rng)
     return lv, ecps.mean(axis=0), ecps.std(axis=0, ddof=1)
 
 
-def _bootstrap_ecps(per_sim: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def bootstrap_ecps(per_sim: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, L) ECP curves of simulations resampled with replacement."""
     if n_boot < 2:
         raise ParameterError(f"n_boot must be >= 2, got {n_boot}")
@@ -229,73 +227,6 @@ def tarp_max_deviation(levels, ecp) -> float:
     return float(np.abs(np.asarray(ecp) - np.asarray(levels)).max())
 
 
-# ---------------------------------------------------------------- figures and report
-
-
-def _r(x, digits: int = 5):
-    return [round(float(v), digits) for v in np.ravel(x)]
-
-
-def _sig(x, digits: int = 4):
-    """Significant digits, so that tiny p-values stay readable (1.2e-250, not 0.0)."""
-    return [float(f"{float(v):.{digits}g}") for v in np.ravel(x)]
-
-
-def calibration_report(samples, truth, names: Sequence[str], bounds, outdir: str | os.PathLike,
-                       seed: int = 0, n_refs: int = 10, n_boot: int = 100) -> dict:
-    """All checks above; writes pp.png, sbc.png, tarp.png and calibration.json into ``outdir``.
-
-    ``samples`` (M, S, D), ``truth`` (M, D), ``names`` (D,), ``bounds`` = (low (D,), high (D,)).
-    Returns the JSON content: counts, per-parameter SBC and p-p numbers, TARP curve, and ``passes``
-    for the two targets. TARP uses ``n_refs`` references per simulation: the expected ECP is
-    unchanged, but its noise for M = 1000 drops from ~0.027 (1 reference) to ~0.012 (10), well
-    below the 0.03 tolerance. ``tarp.max_abs_deviation_noise95`` is the 95 % bootstrap quantile of
-    max|ECP* - ECP|, the size of deviation that finite M alone produces.
-    """
-    s, t = _check(samples, truth)
-    m, n, d = s.shape
-    names = [str(v) for v in names]
-    if len(names) != d:
-        raise ParameterError(f"names has {len(names)} entries, expected one per parameter (D = {d})")
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-
-    ranks = sbc_ranks(s, t, seed=rng)
-    sbc = sbc_uniformity(ranks, n)
-    levels, cov = pp_coverage(s, t, seed=rng)
-    pp_dev = max_pp_deviation(levels, cov)
-    per_sim = _ecp_per_simulation(tarp_fractions(s, t, bounds, n_refs=n_refs, seed=rng), levels)
-    ecp = per_sim.mean(axis=0)
-    ecps = _bootstrap_ecps(per_sim, n_boot, rng)
-    ecp_std = ecps.std(axis=0, ddof=1)
-    noise = float(np.quantile(np.abs(ecps - ecp).max(axis=1), 0.95))
-    tarp_dev = tarp_max_deviation(levels, ecp)
-
-    from sedinfer.posterior.validation_plots import plot_pp, plot_sbc_histograms, plot_tarp
-
-    figures = {"pp": plot_pp(levels, cov, names, outdir / "pp.png", n_simulations=m),
-               "sbc": plot_sbc_histograms(ranks, n, names, outdir / "sbc.png", n_bins=sbc["n_bins"]),
-               "tarp": plot_tarp(levels, ecp, outdir / "tarp.png", ecp_std=ecp_std)}
-    report = {
-        "n_simulations": m, "n_samples": n, "n_parameters": d, "seed": seed, "parameters": names,
-        "sbc": {"n_bins": sbc["n_bins"], "alpha": sbc["alpha"], "correction": sbc["correction"],
-                "p_values": dict(zip(names, _sig(sbc["p_values"]), strict=True)),
-                "p_corrected": dict(zip(names, _sig(sbc["p_corrected"]), strict=True)),
-                "rejected": dict(zip(names, sbc["rejected"], strict=True))},
-        "pp": {"max_abs_deviation": dict(zip(names, _r(pp_dev), strict=True))},
-        "tarp": {"levels": _r(levels, 4), "ecp": _r(ecp), "ecp_std": _r(ecp_std),
-                 "max_abs_deviation": round(tarp_dev, 5), "max_abs_deviation_noise95": round(noise, 5),
-                 "n_refs": n_refs, "n_boot": n_boot},
-        "targets": {"tarp_tolerance": TARP_TOLERANCE, "sbc_alpha": SBC_ALPHA},
-        "passes": {f"tarp_ecp_within_{TARP_TOLERANCE}": bool(tarp_dev <= TARP_TOLERANCE),
-                   "sbc_no_rejection": not any(sbc["rejected"])},
-        "figures": {k: p.name for k, p in figures.items()},
-    }
-    write_text(outdir / "calibration.json", json.dumps(report, indent=2) + "\n")
-    return report
-
-
 __all__ = ["sbc_ranks", "sbc_bin_edges", "sbc_uniformity", "holm", "pp_coverage", "max_pp_deviation",
            "tarp_fractions", "tarp_coverage", "tarp_bootstrap", "tarp_max_deviation",
-           "calibration_report"]
+           "ecp_per_simulation", "bootstrap_ecps", "SBC_ALPHA", "TARP_TOLERANCE"]

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-MPC_CM = 3.0856775814913673e24
-TEN_PC_MPC = 1e-5
+TEN_PC_MPC = 1e-5  # 10 pc in Mpc: the distance floor (absolute magnitudes at z = 0)
 
 
 def resolve_cosmology(cosmology=None):

@@ -19,11 +19,8 @@ import torch
 
 from sedinfer.sps.batching import grouped_matmul
 from sedinfer.sps.igm import igm_transmission
+from sedinfer.units import AB_ZEROPOINT_FNU_CGS, C_AA_PER_S, L_SUN_ERG_S, MPC_CM
 
-L_SUN_ERG_S = 3.828e33          # IAU 2015 nominal solar luminosity
-MPC_CM = 3.0856775814913673e24
-C_AA_S = 2.99792458e18
-AB_FNU_CGS = 3631e-23           # erg/s/cm²/Hz
 DZ_NODE = 0.005
 
 
@@ -41,7 +38,7 @@ def projection_table(curves, wave_aa: np.ndarray, dwave_aa: np.ndarray, z_nodes:
     base = igm * wave_aa * dwave_aa * zp1 * L_SUN_ERG_S / (4 * np.pi * MPC_CM**2)
     table = np.empty((len(z_nodes), len(wave_aa), len(curves)))
     for b, (fw, ft) in enumerate(curves):
-        norm = AB_FNU_CGS * C_AA_S * np.trapezoid(ft / fw, fw)
+        norm = AB_ZEROPOINT_FNU_CGS * C_AA_PER_S * np.trapezoid(ft / fw, fw)
         resp = np.interp(wave_aa[None, :] * zp1, fw, ft, left=0.0, right=0.0)
         table[:, :, b] = base * resp / norm
     return table

@@ -15,12 +15,18 @@ import math
 import numpy as np
 import torch
 
-from sedinfer.sps.projection import DZ_NODE, L_SUN_ERG_S, MPC_CM
+from sedinfer.sps.projection import DZ_NODE
 from sedinfer.sps.wavelength import bin_edges, log_grid
+from sedinfer.units import (
+    AB_ZEROPOINT_FNU_CGS,
+    C_AA_PER_S,
+    C_KM_PER_S,
+    L_SUN_ERG_S,
+    MPC_CM,
+    NJY_PER_MAGGY,
+    UJY_PER_MAGGY,
+)
 
-C_KMS = 299792.458
-C_AA_S = 2.99792458e18
-AB_FNU_CGS = 3631e-23
 DEFAULT_WAVE_OBS = (912.0, 3.0e5, 5e-4)
 
 
@@ -77,7 +83,7 @@ def observed_spectrum(model, theta, wave_obs_aa=None, veldisp_kms=None, units: s
         fine = np.isclose(dlnl, np.median(dlnl), rtol=1e-6)
         lo = int(np.argmax(fine))
         hi = lo + int(np.argmin(fine[lo:])) if not fine[lo:].all() else len(wave) - 1
-        sigma_pix = vd / C_KMS / float(np.median(dlnl))
+        sigma_pix = vd / C_KM_PER_S / float(np.median(dlnl))
     out = []
     for s in range(0, n, chunk_size):
         q = {k: v[s:s + chunk_size] for k, v in p.items()}
@@ -96,8 +102,8 @@ def observed_spectrum(model, theta, wave_obs_aa=None, veldisp_kms=None, units: s
     wave_t = torch.as_tensor(wave_obs, dtype=model.dtype, device=model.device)
     if units == "flam":
         return wave_t, flam
-    fnu_maggies = flam * wave_t**2 / C_AA_S / AB_FNU_CGS
-    scale = {"maggies": 1.0, "ujy": 3631e6, "njy": 3631e9}
+    fnu_maggies = flam * wave_t**2 / C_AA_PER_S / AB_ZEROPOINT_FNU_CGS
+    scale = {"maggies": 1.0, "ujy": UJY_PER_MAGGY, "njy": NJY_PER_MAGGY}
     if units not in scale:
         raise ValueError(f"unknown units {units!r}; expected 'flam', 'maggies', 'ujy' or 'njy'")
     return wave_t, fnu_maggies * scale[units]
