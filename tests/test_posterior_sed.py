@@ -166,3 +166,21 @@ def test_shipped_photz_model_infers_redshift_without_one():
     z_med = np.median(res.samples[..., sed.param_names.index("redshift")], axis=1)
     bright = flux[:, 2] / err[:, 2] > 20
     assert np.median(np.abs(z_med - z_true)[bright] / (1 + z_true[bright])) < 0.1
+
+
+def test_saved_models_keep_the_birth_cloud_curve_they_were_trained_with(tiny, tmp_path):
+    from sedinfer.posterior.estimator import load
+
+    saved = tiny.posterior.metadata["sed"]["model_config"]
+    assert saved["birth_cloud_curve"] == "power_law" and saved["birth_cloud_index"] == -1.0
+    assert tiny.model.config.birth_cloud_curve == "power_law"
+    # a model file written before the setting existed (sedinfer 0.1) rebuilds the old model
+    legacy = load(tiny.save(tmp_path / "legacy.pt"))
+    for key in ("birth_cloud_curve", "birth_cloud_index"):
+        del legacy.metadata["sed"]["model_config"][key]
+    old = SEDPosterior(legacy)
+    assert old.model.config.birth_cloud_curve == "kc"
+    assert old.meta["model_config"]["birth_cloud_curve"] == "kc"
+    shipped = SEDPosterior.load("sdss-specz")
+    recorded = shipped.posterior.metadata["sed"]["model_config"].get("birth_cloud_curve", "kc")
+    assert shipped.model.config.birth_cloud_curve == recorded

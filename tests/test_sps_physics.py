@@ -209,3 +209,91 @@ def test_units(default_model, sdss, gen):
     vega = default_model.photometry(theta, wise, vega=True)
     ab = default_model.photometry(theta, wise)
     assert torch.allclose(ab - vega, torch.tensor([2.699, 3.339, 5.174, 6.620]).expand_as(ab), atol=1e-5)
+
+
+# ------------------------------------------------------------------ Charlot & Fall birth clouds
+def _young_old(model, theta, plan):
+    p = model.parse(theta)
+    young, old = model.stellar_light(model.sfh_weights(p).to(model.dtype), p["log_z"], plan)
+    return p, young, old
+
+
+def test_birth_clouds_follow_the_fsps_power_law(gen):
+    model = si.SPSModel().double()
+    assert model.config.birth_cloud_curve == "power_law" and model.config.birth_cloud_index == -1.0
+    theta = model.prior.sample((8,), generator=gen, dtype=torch.float64)
+    theta[:, model.param_names.index("tau_ism")] = 0.0
+    theta[:, model.param_names.index("tau_bc")] = torch.linspace(0.1, 3.0, 8, dtype=torch.float64)
+    plan = model.spectrum_plan(1000.0, 1e5)
+    p, young, old = _young_old(model, theta, plan)
+    lum = model.rest_luminosity(p, plan)
+    seen = young > 1e-12 * young.amax(-1, keepdim=True)
+    t_bc = ((lum - old) / young)[seen]
+    expected = torch.exp(-p["tau_bc"].unsqueeze(-1) * (plan.wave_aa / 5500.0) ** -1).expand_as(young)[seen]
+    assert torch.allclose(t_bc, expected, rtol=1e-9, atol=1e-12)
+    # no cut in the IR: at 10 µm the young stars are still dimmed by exp(-τ_bc 0.55)
+    assert (plan.wave_aa[seen.any(0)] > 9e4).any()
+
+
+def test_birth_cloud_index_is_the_power(gen):
+    steep = si.SPSModel(birth_cloud_index=-1.7).double()
+    theta = steep.prior.sample((4,), generator=gen, dtype=torch.float64)
+    theta[:, steep.param_names.index("tau_ism")] = 0.0
+    plan = steep.spectrum_plan(2000.0, 2e4)
+    p, young, old = _young_old(steep, theta, plan)
+    ratio = (steep.rest_luminosity(p, plan) - old) / young
+    expected = torch.exp(-p["tau_bc"].unsqueeze(-1) * (plan.wave_aa / 5500.0) ** -1.7)
+    assert torch.allclose(ratio, expected, rtol=1e-9)
+
+
+def test_no_birth_clouds_is_the_ism_alone(sdss_wise, gen):
+    for kw in ({}, {"nebular": True}, {"nebular": True, "dust_emission": True}):
+        power, kc = si.SPSModel(**kw).double(), si.SPSModel(birth_cloud_curve="kc", **kw).double()
+        theta = power.prior.sample((32,), generator=gen, dtype=torch.float64)
+        theta[:, power.param_names.index("tau_bc")] = 0.0
+        assert torch.allclose(power.photometry(theta, sdss_wise), kc.photometry(theta, sdss_wise), atol=1e-9)
+        theta[:, power.param_names.index("tau_bc")] = 1.0
+        assert (power.photometry(theta, sdss_wise) - kc.photometry(theta, sdss_wise)).abs().max() > 1e-3
+
+
+def test_kc_option_reproduces_sedinfer_0_1(sdss_wise):
+    """Magnitudes of the model with birth clouds on the Kriek & Conroy curve, as computed by
+    sedinfer 0.1 (commit 018530d, before the power law) in float64."""
+    model = si.SPSModel(nebular=True, dust_emission=True, birth_cloud_curve="kc").double()
+    theta = torch.tensor([[0.1, 10.0, -0.3, 0.4, 0.6, 0.5, 0.2, 3.3, 1.5, 0.4, -0.5, -2.2, 2.5, 3.0, 0.1],
+                          [0.05, 10.0, 0.1, 0.1, 0.2, 0.9, 0.5, 0.05, 2.5, 1.0, 0.3, -1.5, 1.0, 10.0, 0.5]],
+                         dtype=torch.float64)
+    old = torch.tensor([[21.304681383, 19.924972393, 19.205811979, 18.846419435, 18.583127675, 18.594844558,
+                         19.155757738, 17.136492443, 16.186345307],
+                        [16.817193074, 16.055709918, 15.844779467, 15.647354504, 15.404432907, 15.165521423,
+                         15.638410055, 12.626002849, 11.110402059]], dtype=torch.float64)
+    assert torch.allclose(model.photometry(theta, sdss_wise), old, atol=2e-9)
+
+
+def test_power_law_energy_balance_in_photometry(sdss_wise, gen):
+    """The absorbed luminosity of photometry plans (coarse energy grid, extended into the IR
+    for the power law) equals that of a fine spectrum grid from 100 Å to 1 cm."""
+    model = si.SPSModel(nebular=True, dust_emission=True).double()
+    theta = model.prior.sample((16,), generator=gen, dtype=torch.float64)
+    p = model.parse(theta)
+    fine = model.spectrum_plan(3000.0, 3.0e5)
+    coarse = model.photometry_plan(sdss_wise)
+    assert coarse.wave_aa[coarse.n_energy - 1] > 5e5
+    _, a_fine = model.rest_luminosity(p, fine, parts=True)
+    _, a_coarse = model.rest_luminosity(p, coarse, parts=True)
+    assert torch.allclose(a_coarse["absorbed"], a_fine["absorbed"], rtol=2e-3)
+
+
+@pytest.mark.parametrize("kw", [{}, {"birth_cloud_curve": "kc"}, {"nebular": True, "dust_emission": True},
+                                {"birth_cloud_index": -0.7, "nebular": True}])
+def test_charlot_fall_gradients_finite(kw, sdss_wise, gen):
+    model = si.SPSModel(**kw)
+    theta = model.prior.sample((64,), generator=gen)
+    theta[:8, model.param_names.index("tau_bc")] = 0.0
+    theta[8:16, model.param_names.index("tau_bc")] = 3.0
+    theta.requires_grad_(True)
+    model.photometry(theta, sdss_wise, units="maggies").sum().backward()
+    grad = theta.grad
+    assert torch.isfinite(grad).all()
+    if not model.config.dust_emission:                      # more dust, less light (no re-emission)
+        assert (grad[:, model.param_names.index("tau_bc")] < 0).all()

@@ -8,11 +8,16 @@
   D(λ) = E_b (λ Δλ)² / [(λ² - λ₀²)² + (λ Δλ)²], λ₀ = 2175 Å, Δλ = 350 Å and
   E_b = 0.85 - 1.9 δ (Kriek & Conroy 2013).
 * Charlot & Fall (2000) two components: birth clouds (optical depth ``tau_bc`` at 5500 Å)
-  on stars younger than 10 Myr, diffuse ISM (``tau_ism``) on all stars; transmission
-  exp(-τ A(λ)/A_V).
+  on stars younger than 10 Myr, diffuse ISM (``tau_ism``) on all stars. As in FSPS
+  (``dust_type=4``, Conroy et al. 2009) and hence PROVABGS/PopSED, the birth clouds follow a
+  power law, T_bc(λ) = exp[-τ_bc (λ / 5500 Å)^n_bc] with n_bc = ``dust1_index`` = -1 by
+  default, and the diffuse ISM the Kriek & Conroy curve, T_ism(λ) = exp[-τ_ism A(λ; δ)/A_V].
+  The older choice, the Kriek & Conroy curve for both, is :func:`charlot_fall` without
+  ``bc_curve``.
 
-The curves are set to zero redwards of 3.115 µm, where the Calzetti polynomial reaches zero;
-the Drude term, a UV feature, is cut there too, so no attenuation is computed in the mid-IR.
+The Kriek & Conroy curve is set to zero redwards of 3.115 µm, where the Calzetti polynomial
+reaches zero; the Drude term, a UV feature, is cut there too, so the diffuse ISM does not
+attenuate in the mid-IR. The birth-cloud power law has no cut (FSPS applies it at every λ).
 """
 
 from __future__ import annotations
@@ -60,16 +65,31 @@ def kriek_conroy_curve(calz_over_rv: torch.Tensor, drude: torch.Tensor, ln_ratio
     return (calz_over_rv + e_bump * drude) * torch.exp(d * ln_ratio)
 
 
+def power_law_curve(ln_ratio: torch.Tensor, index) -> torch.Tensor:
+    """Birth-cloud curve A(λ)/A_V = (λ / 5500 Å)^index from ``ln_ratio`` = ln(λ/5500 Å).
+
+    ``ln_ratio`` (W,); ``index`` a float (-> (W,)) or an (N,) tensor (-> (N, W)).
+    """
+    if isinstance(index, torch.Tensor) and index.ndim:
+        return torch.exp(index.unsqueeze(-1) * ln_ratio)
+    return torch.exp(index * ln_ratio)
+
+
 def charlot_fall(terms: torch.Tensor, delta: torch.Tensor, tau_ism: torch.Tensor, tau_bc: torch.Tensor,
-                 old: torch.Tensor, young: torch.Tensor, rows: int = 512) -> torch.Tensor:
-    """Charlot & Fall (2000) attenuation with the Kriek & Conroy curve A(λ; δ):
-    exp(-τ_ism A) · [old + exp(-τ_bc A) · young].
+                 old: torch.Tensor, young: torch.Tensor, rows: int = 512,
+                 bc_curve: torch.Tensor | None = None) -> torch.Tensor:
+    """Charlot & Fall (2000) attenuation T_ism · [old + T_bc · young] with the Kriek & Conroy
+    curve A(λ; δ) for the diffuse ISM, T_ism = exp(-τ_ism A).
 
     ``terms`` (3, V) are the curve terms of :func:`kriek_conroy_curve` on the first V <= W
     pixels (the curve is zero beyond); ``delta``, ``tau_ism``, ``tau_bc`` (N,); ``old``,
-    ``young`` (N, W). Without autograd it runs in place on blocks of ``rows`` galaxies so the
-    temporaries stay in cache (about 2x faster on a CPU).
+    ``young`` (N, W). ``bc_curve``: the birth-cloud A(λ)/A_V on all W pixels, (W,) or (N, W)
+    (e.g. :func:`power_law_curve`), T_bc = exp(-τ_bc bc_curve); ``None``: the Kriek & Conroy
+    curve for the birth clouds too. Without autograd it runs in place on blocks of ``rows``
+    galaxies so the temporaries stay in cache (about 2x faster on a CPU).
     """
+    if bc_curve is not None:
+        return _charlot_fall_bc(terms, delta, tau_ism, tau_bc, old, young, bc_curve, rows)
     tism, tbc = tau_ism.unsqueeze(-1), tau_bc.unsqueeze(-1)
     v = terms.shape[-1]
     if torch.is_grad_enabled() and any(t.requires_grad for t in (delta, tau_ism, tau_bc, old, young)):
@@ -85,6 +105,28 @@ def charlot_fall(terms: torch.Tensor, delta: torch.Tensor, tau_ism: torch.Tensor
         t_ism = torch.mul(curve, -tism[sl]).exp_()
         curve.mul_(-tbc[sl]).exp_()
         out[sl, :v] = torch.addcmul(old[sl, :v], curve, young[sl, :v]).mul_(t_ism)
+    return out
+
+
+def _charlot_fall_bc(terms, delta, tau_ism, tau_bc, old, young, bc_curve, rows):
+    """:func:`charlot_fall` with a separate birth-cloud curve ``bc_curve`` (W,) or (N, W)."""
+    tism, tbc = tau_ism.unsqueeze(-1), tau_bc.unsqueeze(-1)
+    v = terms.shape[-1]
+    tensors = (delta, tau_ism, tau_bc, old, young, bc_curve)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        t_ism = torch.exp(-tism * kriek_conroy_curve(*terms, delta))
+        seen = old + torch.exp(-tbc * bc_curve) * young
+        return torch.cat([t_ism * seen[:, :v], seen[:, v:]], -1)
+    out = torch.empty_like(old)
+    c, d, r = terms
+    per_row = bc_curve.ndim == 2
+    for s in range(0, old.shape[0], rows):
+        sl = slice(s, s + rows)
+        dl = delta[sl].unsqueeze(-1)
+        t_bc = torch.mul(bc_curve[sl] if per_row else bc_curve, -tbc[sl]).exp_()
+        out[sl] = torch.addcmul(old[sl], t_bc, young[sl])
+        curve = torch.mul(dl, r).exp_().mul_(torch.addcmul(c, 0.85 - 1.9 * dl, d))
+        out[sl, :v] *= curve.mul_(-tism[sl]).exp_()
     return out
 
 

@@ -7,7 +7,8 @@ spectra and filter photometry. For N galaxies, A age bins, Z metallicities and W
 2. metallicity weights (N, Z), linear in log Z between the BC03 grid values;
 3. young (< 10 Myr) and old stellar light as two dense matrix products with the resampled
    SSP grid; with nebular emission, Cloudy continuum + lines of the young stars (log U);
-4. attenuation: Calzetti screen or Charlot & Fall birth clouds + diffuse ISM with the
+4. attenuation: Calzetti screen or Charlot & Fall: birth clouds with a power law
+   (λ/5500 Å)^-1 as in FSPS/PROVABGS (or, as an option, the ISM curve) + diffuse ISM with the
    Kriek & Conroy curve; with dust emission, the absorbed luminosity is re-emitted with a DL07
    template (energy balance);
 5. redshift, IGM and luminosity distance; filter fluxes by a tabulated projection.
@@ -18,6 +19,7 @@ parameter. float32 by default; ``model.double()`` for float64.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -26,14 +28,22 @@ import torch
 from sedinfer.sps import parameters as P
 from sedinfer.sps.batching import cell_index, cell_matmul, grouped_matmul, map_chunks
 from sedinfer.sps.cosmology import CosmologyTable
-from sedinfer.sps.dust import charlot_fall, kriek_conroy_curve
-from sedinfer.sps.plan import Plan, build_plan, energy_grid, photometry_grid, spectrum_grid
+from sedinfer.sps.dust import V_BAND_AA, charlot_fall, kriek_conroy_curve, power_law_curve
+from sedinfer.sps.plan import (
+    ENERGY_MAX_POWER_LAW_AA,
+    Plan,
+    build_plan,
+    energy_grid,
+    photometry_grid,
+    spectrum_grid,
+)
 from sedinfer.sps.projection import DZ_NODE, project
 from sedinfer.sps.sfh import SFH, age_bins
 
 _DUST_PARAMS = {"none": (), "calzetti": ("av",), "cf": ("tau_bc", "tau_ism", "n_dust")}
 _DUST_ALIASES = {"charlot_fall": "cf", "charlot-fall": "cf", "cf00": "cf", None: "none", False: "none"}
 _LN10 = float(np.log(10.0))
+BIRTH_CLOUD_CURVES = ("power_law", "kc")
 
 
 @dataclass(frozen=True)
@@ -47,9 +57,31 @@ class SPSConfig:
     cosmology: str = "Planck18"
     z_max: float = 1.55
     metallicity_interp: str = "log"
+    birth_cloud_curve: str = "power_law"
+    birth_cloud_index: float = -1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: settings added after models were first saved, with the values those models were trained with
+#: (sedinfer 0.1 applied the Kriek & Conroy curve to the birth clouds too)
+LEGACY_SETTINGS: dict[str, object] = {"birth_cloud_curve": "kc", "birth_cloud_index": -1.0}
+
+
+def saved_model_kwargs(kwargs: Mapping, saved_config: Mapping | None) -> dict:
+    """:class:`SPSModel` keywords that rebuild a saved model as it was trained.
+
+    ``kwargs`` are the keywords saved with the model, ``saved_config`` its saved
+    :meth:`SPSConfig.to_dict`. Each setting of :data:`LEGACY_SETTINGS` is taken from
+    ``saved_config`` or, when the model was saved before the setting existed, set to the legacy
+    value, so a later change of the default does not change what a saved model computes.
+    """
+    out = dict(kwargs)
+    saved = saved_config or {}
+    for key, legacy in LEGACY_SETTINGS.items():
+        out.setdefault(key, saved.get(key, legacy))
+    return out
 
 
 class SPSModel(torch.nn.Module):
@@ -67,13 +99,19 @@ class SPSModel(torch.nn.Module):
     z_max : largest redshift the model accepts (photometry tables are built up to it).
     metallicity_interp : ``"log"`` (default) or ``"linear"`` interpolation in Z between grid
         metallicities (bagpipes interpolates linearly in Z).
+    birth_cloud_curve : Charlot & Fall birth-cloud curve: ``"power_law"`` (default, FSPS
+        ``dust_type=4`` as in PROVABGS/PopSED), τ_bc (λ/5500 Å)^birth_cloud_index, or ``"kc"``,
+        the diffuse ISM's Kriek & Conroy curve with slope n_dust (sedinfer <= 0.1 and the models
+        trained with it).
+    birth_cloud_index : the power-law index (FSPS ``dust1_index``, default -1).
     prior : a :class:`sedinfer.priors.Prior` over ``param_names``; default: PopSED Table 1
         ranges (:func:`sedinfer.priors.default_prior`).
     """
 
     def __init__(self, sfh: str = "nmf", dust: str = "cf", nebular: bool = False,
                  dust_emission: bool = False, cosmology=None, z_max: float = 1.55,
-                 metallicity_interp: str = "log", prior=None):
+                 metallicity_interp: str = "log", prior=None, birth_cloud_curve: str = "power_law",
+                 birth_cloud_index: float = -1.0):
         super().__init__()
         dust = _DUST_ALIASES.get(dust, dust)
         if dust not in _DUST_PARAMS:
@@ -83,14 +121,22 @@ class SPSModel(torch.nn.Module):
                              "(dust='cf' or 'calzetti')")
         if metallicity_interp not in ("log", "linear"):
             raise ValueError(f"metallicity_interp must be 'log' or 'linear', got {metallicity_interp!r}")
+        if birth_cloud_curve not in BIRTH_CLOUD_CURVES:
+            raise ValueError(f"birth_cloud_curve must be one of {BIRTH_CLOUD_CURVES}, "
+                             f"got {birth_cloud_curve!r}")
+        birth_cloud_index = float(birth_cloud_index)
+        if not -4.0 <= birth_cloud_index <= 2.0:
+            raise ValueError(f"birth_cloud_index must be in [-4, 2] (FSPS default -1), "
+                             f"got {birth_cloud_index}")
         if not 0.0 < z_max <= 10.0:
             raise ValueError(f"z_max must be in (0, 10] (the IGM and cosmology tables), got {z_max}")
         self.sfh = SFH(sfh)
         self.sfh.validate()
         self.cosmo = CosmologyTable(cosmology, z_max=10.0)
         name = getattr(self.cosmo.cosmology, "name", None) or repr(self.cosmo.cosmology)
-        self.config = SPSConfig(sfh, dust, bool(nebular), bool(dust_emission), name, float(z_max),
-                                metallicity_interp)
+        self.config = SPSConfig(sfh=sfh, dust=dust, nebular=bool(nebular), dust_emission=bool(dust_emission),
+                                cosmology=name, z_max=float(z_max), metallicity_interp=metallicity_interp,
+                                birth_cloud_curve=birth_cloud_curve, birth_cloud_index=birth_cloud_index)
         names = ["redshift", "log_mass", "log_z", *self.sfh.param_names, *_DUST_PARAMS[dust]]
         if nebular:
             names.append("log_u")
@@ -137,7 +183,10 @@ class SPSModel(torch.nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
-        return (f"sfh={c.sfh!r}, dust={c.dust!r}, nebular={c.nebular}, dust_emission={c.dust_emission}, "
+        bc = f", birth_cloud_curve={c.birth_cloud_curve!r}" if c.dust == "cf" else ""
+        if c.dust == "cf" and c.birth_cloud_curve == "power_law":
+            bc += f", birth_cloud_index={c.birth_cloud_index}"
+        return (f"sfh={c.sfh!r}, dust={c.dust!r}{bc}, nebular={c.nebular}, dust_emission={c.dust_emission}, "
                 f"cosmology={c.cosmology!r}, z_max={c.z_max}, params={self.param_names}")
 
     def parse(self, theta) -> dict[str, torch.Tensor]:
@@ -159,7 +208,9 @@ class SPSModel(torch.nn.Module):
         lo = min(float(w[0]) for w, _ in curves)
         hi = max(float(w[-1]) for w, _ in curves)
         key = ("phot", tuple(filters.names), hash(filters))
-        energy = energy_grid() if self.config.dust_emission else None
+        c = self.config
+        upper = ENERGY_MAX_POWER_LAW_AA if c.dust == "cf" and c.birth_cloud_curve == "power_law" else None
+        energy = None if not c.dust_emission else energy_grid(wave_hi_aa=upper) if upper else energy_grid()
         return self._plan(key, lambda: photometry_grid(lo, hi, self.config.z_max), curves, energy)
 
     def spectrum_plan(self, wave_lo_aa: float, wave_hi_aa: float) -> Plan:
@@ -227,11 +278,7 @@ class SPSModel(torch.nn.Module):
             lum = torch.cat([intrinsic[:, :v] * torch.exp(k * plan.curve_terms[0]), intrinsic[:, v:]], -1)
             lines_att = None if lines is None else lines * torch.exp(k * plan.line_terms[0])
         else:
-            lum = charlot_fall(plan.curve_terms, p["n_dust"], p["tau_ism"], p["tau_bc"], old, young)
-            lines_att = None
-            if lines is not None:
-                tau_all = (p["tau_ism"] + p["tau_bc"]).unsqueeze(-1)
-                lines_att = lines * torch.exp(-tau_all * kriek_conroy_curve(*plan.line_terms, p["n_dust"]))
+            lum, lines_att = self._charlot_fall(p, plan, old, young, lines)
         absorbed = dust_lum = None
         if c.dust_emission:
             e = plan.n_energy or lum.shape[-1]        # coarse energy pixels if the plan has them
@@ -249,6 +296,26 @@ class SPSModel(torch.nn.Module):
             return out, {"intrinsic": intrinsic, "lines": lines, "absorbed": absorbed,
                          "dust_emission": dust_lum}
         return out
+
+    def _charlot_fall(self, p, plan: Plan, old, young, lines):
+        """Charlot & Fall attenuated L_λ (N, W) and nebular lines (N, L) (or None): the lines,
+        from the young stars' H II regions, see both components."""
+        tau_ism, tau_bc = p["tau_ism"].unsqueeze(-1), p["tau_bc"].unsqueeze(-1)
+        if self.config.birth_cloud_curve == "kc":
+            lum = charlot_fall(plan.curve_terms, p["n_dust"], p["tau_ism"], p["tau_bc"], old, young)
+            if lines is None:
+                return lum, None
+            tau = (tau_ism + tau_bc) * kriek_conroy_curve(*plan.line_terms, p["n_dust"])
+            return lum, lines * torch.exp(-tau)
+        index = self.config.birth_cloud_index
+        bc_curve = power_law_curve(torch.log(plan.wave_aa / V_BAND_AA), index)
+        lum = charlot_fall(plan.curve_terms, p["n_dust"], p["tau_ism"], p["tau_bc"], old, young,
+                           bc_curve=bc_curve)
+        if lines is None:
+            return lum, None
+        tau = tau_ism * kriek_conroy_curve(*plan.line_terms, p["n_dust"]) + tau_bc * power_law_curve(
+            plan.line_terms[2], index)
+        return lum, lines * torch.exp(-tau)
 
     def _nebular(self, p, plan: Plan, young_mass: torch.Tensor) -> torch.Tensor:
         """Cloudy emission of the young stars: (N, W [+ L]) from each galaxy's (Z, log U) cell."""
@@ -371,4 +438,4 @@ def _convert(maggies: torch.Tensor, units: str, filters=None) -> torch.Tensor:
     raise ValueError(f"unknown units {units!r}; expected 'mag', 'maggies', 'nmgy', 'ujy' or 'njy'")
 
 
-__all__ = ["SPSModel", "SPSConfig", "DZ_NODE"]
+__all__ = ["SPSModel", "SPSConfig", "DZ_NODE", "LEGACY_SETTINGS", "saved_model_kwargs"]

@@ -193,14 +193,20 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
     return plan
 
 
-def energy_grid(dlnl: float = 0.05) -> np.ndarray:
-    """Coarse rest grid (100 Å to 3.1 µm, where attenuation vanishes) for the absorbed energy.
+#: upper end of the energy grid when the birth clouds follow a power law, which has no cut:
+#: (100 µm / 5500 Å)^-1 = 0.0055 and stars emit < 1e-5 of their light beyond
+ENERGY_MAX_POWER_LAW_AA = 1e6
+
+
+def energy_grid(dlnl: float = 0.05, wave_hi_aa: float = ATTENUATION_MAX_AA) -> np.ndarray:
+    """Coarse rest grid (100 Å to ``wave_hi_aa``, by default 3.1 µm where the Kriek & Conroy
+    curve vanishes) for the absorbed energy.
 
     The templates are flux-conserving pixel means, so only the variation of the attenuation
     across a pixel is approximated: W3/W4 magnitudes of the full model change by < 2e-4 mag
     (99th percentile) between Δlnλ = 0.05 and 0.005.
     """
-    return log_grid(100.0, ATTENUATION_MAX_AA, dlnl)[:-1]
+    return log_grid(100.0, wave_hi_aa, dlnl)[:-1]
 
 
 def photometry_grid(wave_lo_aa: float, wave_hi_aa: float, z_max: float, dlnl: float = 0.005) -> np.ndarray:
