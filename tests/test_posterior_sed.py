@@ -184,3 +184,14 @@ def test_saved_models_keep_the_birth_cloud_curve_they_were_trained_with(tiny, tm
     shipped = SEDPosterior.load("sdss-specz")
     recorded = shipped.posterior.metadata["sed"]["model_config"].get("birth_cloud_curve", "kc")
     assert shipped.model.config.birth_cloud_curve == recorded
+
+
+def test_model_card_states_the_imf_and_the_birth_cloud_curve(tiny, tmp_path):
+    import json
+
+    from sedinfer.posterior.card import card_paths, write_model_card
+
+    md = write_model_card(tiny, tmp_path / "tiny.pt").read_text()
+    card = json.loads(card_paths(tmp_path / "tiny.pt")[1].read_text())
+    assert "IMF: Kroupa (2001)" in md and card["stellar_populations"]["imf"].startswith("Kroupa (2001)")
+    assert card["forward_model"]["birth_cloud_curve"] == "power_law" and "birth_cloud_curve='power_law'" in md

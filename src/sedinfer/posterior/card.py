@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sedinfer.atomic import write_text
 from sedinfer.errors import ParameterError
+from sedinfer.sps.grids import SSP_IMF, SSP_MODELS
 
 
 def read_toml(path: str | os.PathLike) -> dict:
@@ -63,7 +64,9 @@ def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: d
         "bands": sed["config"]["bands"], "redshift_mode": sed["config"]["redshift_mode"],
         "parameters": list(sed_posterior.param_names), "derived": list(sed_posterior.names[
             len(sed_posterior.param_names):]),
-        "forward_model": sed["model_config"], "prior": sed["prior"], "noise_model": sed["noise"],
+        "forward_model": sed_posterior.meta["model_config"],
+        "stellar_populations": {"models": SSP_MODELS, "imf": SSP_IMF},
+        "prior": sed["prior"], "noise_model": sed["noise"],
         "training": {k: meta.get(k) for k in ("n_simulations", "n_train", "n_validation", "epochs",
                                               "train_seconds", "best_val_nll_latent", "stopped")},
         "config": sed["config"],
@@ -79,6 +82,7 @@ def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: d
         f"- Parameters: {', '.join(card['parameters'])}",
         f"- Derived per galaxy: {', '.join(card['derived'])}",
         f"- Forward model: `SPSModel({', '.join(f'{k}={v!r}' for k, v in card['forward_model'].items())})`",
+        f"- Stellar populations: {SSP_MODELS}; IMF: {SSP_IMF}",
         f"- Noise model: {card['noise_model'].get('kind')} "
         f"{ {k: v for k, v in card['noise_model'].items() if k not in ('kind', 'version')} }",
         f"- Flow: {sed['config']['flow']}",

