@@ -1,0 +1,42 @@
+"""Multi-band galaxy images with dust: the image model and simulated galaxies (issue 18 §1-2).
+
+Siegel & Melchior, "Galaxy Dust Maps with Conditional Score Models": a cube Y (B, H, W) is
+Y_b = PSF_b ⊛ [F_b S D^K_b(δ)] + noise. Modules, one concept each:
+
+* :mod:`~sedinfer.images.curve` — k(λ, δ)/k(λ₀, δ) per band (Calzetti / Noll / Kriek & Conroy);
+* :mod:`~sedinfer.images.psf` — Gaussian and Moffat PSFs, differentiable FFT convolution;
+* :mod:`~sedinfer.images.instrument` — bands, pixel scale, PSFs and noise (HSC defaults);
+* :mod:`~sedinfer.images.scene` — Eqs. 6-8 as pure tensor functions and :class:`ImageModel`;
+* :mod:`~sedinfer.images.galaxies`, :mod:`~sedinfer.images.hosts`, :mod:`~sedinfer.images.seds`,
+  :mod:`~sedinfer.images.dust3d`, :mod:`~sedinfer.images.simulate` — simulated galaxies;
+* :mod:`~sedinfer.images.fits_io` — FITS cubes in and out; :mod:`~sedinfer.images.cli` — the
+  ``dustmap simulate`` command's arguments and runner.
+
+Nothing heavy is imported here (galsim and astropy load on first use).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "ImageModel": "sedinfer.images.scene",
+    "render_scene": "sedinfer.images.scene",
+    "Instrument": "sedinfer.images.instrument",
+    "hsc_instrument": "sedinfer.images.instrument",
+    "simulate_galaxies": "sedinfer.images.simulate",
+    "simulate_pairs": "sedinfer.images.simulate",
+    "SimulationConfig": "sedinfer.images.simulate",
+    "read_cube": "sedinfer.images.fits_io",
+    "write_cube_fits": "sedinfer.images.fits_io",
+    "ImageError": "sedinfer.images.errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sedinfer.images' has no attribute {name!r}")
