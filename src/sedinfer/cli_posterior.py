@@ -11,6 +11,9 @@ import secrets
 from importlib import resources
 from pathlib import Path
 
+INPUT_UNITS = ("nmgy", "maggies", "ujy", "njy", "ab", "asinh")
+"""Choices of --input-units: :data:`sedinfer.photometry_input.INPUT_UNITS` (a literal here so that
+parsing arguments does not import astropy; a test keeps the two equal)."""
 DEMO_CATALOG = "sdss_demo.parquet"
 DEMO_OUT = "posterior_demo.parquet"
 
@@ -22,9 +25,10 @@ def demo_catalog() -> Path:
 
 def add_posterior(p: argparse.ArgumentParser) -> None:
     from sedinfer.cli_args import non_negative_int, positive_int
+    from sedinfer.threads import DEFAULT_THREADS
 
     p.add_argument("catalog", nargs="?", help="input catalog (.parquet, .fits, .csv, .ecsv); fluxes in "
-                                              "nanomaggies (columns with a flux unit are converted)")
+                                              "nanomaggies unless column units or --input-units differ")
     p.add_argument("--out", help="output catalog (.parquet or .fits): one row per input row with the id, "
                                  "<param>_p16/_p50/_p84 and ok, ood, reason, masked_bands, ood_features "
                                  f"(--demo default: {DEMO_OUT})")
@@ -43,18 +47,29 @@ def add_posterior(p: argparse.ArgumentParser) -> None:
                                        "per model band, comma-separated, in model band order")
     g.add_argument("--err-cols", help="flux-error columns: a pattern with {band} or a comma-separated list")
     g.add_argument("--columns", metavar="FILE.toml",
-                   help="column map file (keys id, redshift, flux_pattern, err_pattern, [flux], [flux_err]); "
-                        "options above override it")
+                   help="column map file (keys id, redshift, flux_pattern, err_pattern, input_units, [flux], "
+                        "[flux_err]); options override it")
+    g.add_argument("--input-units", choices=INPUT_UNITS, default=None,
+                   help="what photometry columns without a unit hold: fluxes in nmgy (default), maggies, "
+                        "ujy or njy, or magnitudes: ab (AB) or asinh (SDSS asinh, softening b per ugriz "
+                        "band); errors are converted alike. Columns with units (e.g. mag(AB), uJy) are read "
+                        "by their unit; plain 'mag' needs ab or asinh. Without units or this option, flux "
+                        "columns whose values look like magnitudes are refused")
     r = p.add_argument_group("execution")
     r.add_argument("--chunk-rows", type=positive_int, default=2000, help="rows per chunk (default: 2000)")
     r.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the chunks on a Dask cluster at ADDRESS; 'local' starts a LocalCluster")
     r.add_argument("--workers", type=positive_int, default=None,
                    help="workers of --scheduler local (default: number of CPUs)")
+    r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help=f"torch threads per process (default: {DEFAULT_THREADS}; more threads help only on "
+                        "an idle machine and collapse when other processes share the cores; for many cores "
+                        "use --scheduler local --workers N)")
     r.add_argument("--restart", action="store_true",
                    help="discard the parts of an earlier interrupted run instead of resuming it")
     r.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--no-progress", action="store_true",
+                   help="hide the progress bar (a terminal) or the progress lines every ~10 s on stderr")
     p.add_argument("--demo", action="store_true",
                    help="run on a shipped 300-galaxy mock catalog and plot true vs posterior values")
 
@@ -76,11 +91,11 @@ def cmd_posterior(args: argparse.Namespace) -> int:
     sp = cached_posterior(ref.path, ref.sha256)
     columns = column_map(sp.bands, sp.redshift_mode == "spec", id_col=args.id_col,
                          redshift_col=args.redshift_col, flux_cols=args.flux_cols, err_cols=args.err_cols,
-                         toml=args.columns)
+                         toml=args.columns, input_units=args.input_units)
     summary = run_posterior(catalog, out, columns, model=args.model, n_samples=args.samples, seed=args.seed,
                             chunk_rows=args.chunk_rows, save_samples=args.save_samples,
                             scheduler=args.scheduler, workers=args.workers, restart=args.restart,
-                            overwrite=args.overwrite, progress=not args.no_progress)
+                            overwrite=args.overwrite, progress=not args.no_progress, threads=args.threads)
     if summary.n_failed:
         print(f"{summary.n_failed} row(s) could not be processed (kept with ok=False and a reason); first:")
         for row_id, reason in summary.failures:

@@ -12,9 +12,11 @@ file (:func:`read_column_toml`), for example::
     sdss_u0 = "u_flux"
     [flux_err]
     sdss_u0 = "u_flux_err"
+    input_units = "ab"                  # optional: nmgy (default), maggies, ujy, njy, ab, asinh
 
-Fluxes are expected in nanomaggies. A flux column carrying another flux-density unit (µJy, Jy,
-maggies) is converted through the AB zero point; any other unit is an error.
+Photometry is returned in nanomaggies. Columns may hold fluxes in any flux-density unit or AB /
+SDSS asinh magnitudes, told by their units or by ``input_units``; flux columns without either
+that look like magnitudes are refused (:mod:`sedinfer.photometry_input` has the rules).
 """
 
 from __future__ import annotations
@@ -23,29 +25,34 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import astropy.units as u
 import numpy as np
 
-from sedinfer.catalog import FLUX_UNIT
 from sedinfer.errors import CatalogError
+from sedinfer.photometry_input import band_kind as _band_kind
+from sedinfer.photometry_input import check_input_units, refuse_magnitudes, to_nmgy
 
 DEFAULT_ID = "id"
 DEFAULT_REDSHIFT = "redshift"
 DEFAULT_FLUX_PATTERN = "flux_{band}"
 DEFAULT_ERR_PATTERN = "flux_err_{band}"
-TOML_KEYS = ("id", "redshift", "flux_pattern", "err_pattern", "flux", "flux_err")
+TOML_KEYS = ("id", "redshift", "flux_pattern", "err_pattern", "flux", "flux_err", "input_units")
 
 
 @dataclass(frozen=True)
 class ColumnMap:
     """Catalog column names: ``id`` and ``redshift`` (each None when not used) and, per band of
-    ``bands`` (model order), ``flux`` and ``flux_err`` (nanomaggies)."""
+    ``bands`` (model order), ``flux`` and ``flux_err``; ``input_units`` says what unit-less photometry
+    columns hold (None: nanomaggies, and refuse magnitude-like values)."""
 
     id: str | None
     redshift: str | None
     bands: tuple[str, ...]
     flux: tuple[str, ...]
     flux_err: tuple[str, ...]
+    input_units: str | None = None
+
+    def __post_init__(self) -> None:
+        check_input_units(self.input_units)
 
     def required(self) -> list[str]:
         """All columns to read, without repeats, in a stable order."""
@@ -55,7 +62,7 @@ class ColumnMap:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "redshift": self.redshift, "bands": list(self.bands),
-                "flux": list(self.flux), "flux_err": list(self.flux_err)}
+                "flux": list(self.flux), "flux_err": list(self.flux_err), "input_units": self.input_units}
 
     def check(self, available: Sequence[str], catalog: str | os.PathLike) -> None:
         """Raise :class:`CatalogError` listing the expected columns if any is missing."""
@@ -70,33 +77,40 @@ class ColumnMap:
                 f"{'; '.join(expected)} (map columns with --id-col, --redshift-col, --flux-cols, "
                 f"--err-cols or --columns FILE.toml)")
 
-    def arrays(self, table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    def arrays(self, table, guard: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """``(ids (N,), flux (N, B), flux_err (N, B), redshift (N,) or None)`` from a Table;
-        fluxes in nanomaggies (float64), empty cells as NaN; row numbers as ids without an id column."""
+        photometry converted to nanomaggies (float64), empty cells as NaN; row numbers as ids
+        without an id column. ``guard``: first :meth:`refuse_magnitudes` on this table."""
+        if guard:
+            self.refuse_magnitudes(table)
         ids = np.asarray(table[self.id]) if self.id else np.arange(len(table))
-        flux = np.stack([_numeric(table[c], c, flux=True) for c in self.flux], axis=1)
-        err = np.stack([_numeric(table[c], c, flux=True) for c in self.flux_err], axis=1)
-        z = _numeric(table[self.redshift], self.redshift, flux=False) if self.redshift else None
-        return ids, flux, err, z
+        flux, err = [], []
+        for band, fc, ec in zip(self.bands, self.flux, self.flux_err, strict=True):
+            f, e = to_nmgy(_numeric(table[fc], fc), _numeric(table[ec], ec), band=band, flux_name=fc,
+                           err_name=ec, flux_unit=getattr(table[fc], "unit", None),
+                           err_unit=getattr(table[ec], "unit", None), option=self.input_units)
+            flux.append(f)
+            err.append(e)
+        z = _numeric(table[self.redshift], self.redshift) if self.redshift else None
+        return ids, np.stack(flux, axis=1), np.stack(err, axis=1), z
+
+    def refuse_magnitudes(self, table) -> None:
+        """:class:`CatalogError` if the flux columns read as nanomaggies by default (no unit, no
+        ``input_units``) all look like magnitudes (:func:`sedinfer.photometry_input.refuse_magnitudes`)."""
+        defaulted = [(c, _numeric(table[c], c)) for c in self.flux
+                     if _band_kind(c, getattr(table[c], "unit", None), self.input_units)[2]]
+        refuse_magnitudes(defaulted)
 
 
-def _numeric(col, name: str, flux: bool) -> np.ndarray:
-    """A column as float64 (masked cells -> NaN); flux columns converted to nanomaggies."""
+def _numeric(col, name: str) -> np.ndarray:
+    """A column as float64 (masked cells -> NaN)."""
     if hasattr(col, "filled") and np.ma.is_masked(col):
         col = col.astype(np.float64).filled(np.nan) if col.dtype.kind in "iuf" else col
     try:
-        values = np.asarray(col, dtype=np.float64)
+        return np.asarray(col, dtype=np.float64)
     except (TypeError, ValueError):
-        raise CatalogError(f"column {name!r} is not numeric (dtype {col.dtype}); expected numbers"
-                           + (" in nanomaggies" if flux else "")) from None
-    unit = getattr(col, "unit", None)
-    if not flux or unit is None or unit == FLUX_UNIT or unit == u.dimensionless_unscaled:
-        return values
-    try:
-        return values * float(u.Unit(unit).to(FLUX_UNIT, equivalencies=u.zero_point_flux(3631 * u.Jy)))
-    except u.UnitConversionError:
-        raise CatalogError(f"column {name!r} has unit {unit} which is not a flux density; expected "
-                           f"nanomaggies (or a convertible unit such as uJy)") from None
+        raise CatalogError(f"column {name!r} is not numeric (dtype {col.dtype}); expected numbers") from None
 
 
 def _split(value: str | Sequence[str] | None) -> list[str] | str | None:
@@ -139,7 +153,7 @@ def read_column_toml(path: str | os.PathLike, bands: Sequence[str]) -> dict:
             if extra:
                 raise CatalogError(f"{os.fspath(path)}: [{table}] names band(s) {extra} the model does not "
                                    f"use; its bands are {', '.join(bands)}")
-    for key in ("id", "flux_pattern", "err_pattern"):
+    for key in ("id", "flux_pattern", "err_pattern", "input_units"):
         if key in data and not isinstance(data[key], str):
             raise CatalogError(f"{os.fspath(path)}: {key} must be a string")
     if "redshift" in data and not isinstance(data["redshift"], (str, bool)):
@@ -150,11 +164,12 @@ def read_column_toml(path: str | os.PathLike, bands: Sequence[str]) -> dict:
 def column_map(bands: Sequence[str], needs_redshift: bool, *, id_col: str | None = None,
                redshift_col: str | None = None, flux_cols: str | Sequence[str] | None = None,
                err_cols: str | Sequence[str] | None = None,
-               toml: str | os.PathLike | None = None) -> ColumnMap:
+               toml: str | os.PathLike | None = None, input_units: str | None = None) -> ColumnMap:
     """The :class:`ColumnMap` from defaults, then the TOML file, then explicit options.
 
     ``flux_cols`` / ``err_cols``: a pattern with ``{band}`` or one column per band (a sequence or a
     comma-separated string) in model band order. The redshift is used only if ``needs_redshift``.
+    ``input_units``: one of :data:`sedinfer.photometry_input.INPUT_UNITS` for unit-less columns.
     """
     bands = tuple(bands)
     cfg = read_column_toml(toml, bands) if toml is not None else {}
@@ -172,7 +187,8 @@ def column_map(bands: Sequence[str], needs_redshift: bool, *, id_col: str | None
         if redshift is True:
             redshift = DEFAULT_REDSHIFT
     return ColumnMap(id=id_col or cfg.get("id", DEFAULT_ID), redshift=redshift, bands=bands,
-                     flux=tuple(flux[b] for b in bands), flux_err=tuple(err[b] for b in bands))
+                     flux=tuple(flux[b] for b in bands), flux_err=tuple(err[b] for b in bands),
+                     input_units=input_units or cfg.get("input_units"))
 
 
 __all__ = ["ColumnMap", "column_map", "read_column_toml", "DEFAULT_ID", "DEFAULT_REDSHIFT",

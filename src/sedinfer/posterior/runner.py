@@ -11,6 +11,15 @@ renamed into place; Parquet is streamed part by part, FITS is assembled in memor
 Draws are seeded per row from ``(seed, row index in the catalog)``, so results do not depend on
 the chunk size, the order in which chunks finish or the scheduler. Rows that cannot be processed
 stay in the output with ``ok=False`` and a ``reason``.
+
+Photometry is read in the units of the catalog (column units or ``input_units``: nanomaggies,
+maggies, µJy, nJy, AB or SDSS asinh magnitudes; :mod:`sedinfer.photometry_input`). Before any
+chunk runs, the first :data:`~sedinfer.photometry_input.GUARD_ROWS` rows are checked so that
+magnitudes in flux columns without a unit are refused.
+
+Each chunk runs with ``threads`` torch threads (default one, :mod:`sedinfer.threads`: many
+threads collapse when other processes share the cores). Progress shows as a bar on a terminal
+and as a line every ~10 s otherwise (:mod:`sedinfer.progress`).
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from sedinfer.posterior.parts import (
     write_part,
     write_samples,
 )
+from sedinfer.progress import progress as progress_reporter
+from sedinfer.threads import check_threads, torch_threads
 
 OUTPUT_FORMATS = ("parquet", "fits")
 SAMPLES_SUFFIXES = (".h5", ".hdf5")
@@ -81,7 +92,8 @@ def row_seeds(seed: int, start: int, n: int) -> np.ndarray:
 
 @dataclass
 class ChunkTask:
-    """One chunk: its index, first catalog row, ids (N,), flux and errors (N, B) nmgy, z (N,)."""
+    """One chunk: its index, first catalog row, ids (N,), flux and errors (N, B) nmgy, z (N,), and
+    the torch threads to run it with."""
 
     index: int
     start: int
@@ -94,13 +106,15 @@ class ChunkTask:
     n_samples: int
     seed: int
     keep_samples: bool
+    threads: int = 1
 
 
 def process_chunk(task: ChunkTask):
     """Run one chunk (in this process or on a Dask worker): ``(index, summary Table, samples|None)``."""
     sp = cached_posterior(task.model.path, task.model.sha256)
     seeds = row_seeds(task.seed, task.start, len(task.ids))
-    res = sp.infer(task.flux, task.flux_err, task.redshift, n_samples=task.n_samples, row_seeds=seeds)
+    with torch_threads(task.threads):
+        res = sp.infer(task.flux, task.flux_err, task.redshift, n_samples=task.n_samples, row_seeds=seeds)
     table = res.summary_table()
     for name, unit in column_units(res.names).items():
         for tag in ("p16", "p50", "p84"):
@@ -190,19 +204,22 @@ def run_posterior(catalog: str | os.PathLike, out: str | os.PathLike, columns: C
                   model: str | os.PathLike = "sdss-specz", n_samples: int = 1000, seed: int = 0,
                   chunk_rows: int = 2000, save_samples: str | os.PathLike | None = None,
                   scheduler: str | None = None, workers: int | None = None, processes: bool = True,
-                  restart: bool = False, overwrite: bool = False, progress: bool = True) -> RunSummary:
+                  restart: bool = False, overwrite: bool = False, progress: bool = True,
+                  threads: int | None = None) -> RunSummary:
     """Posterior summaries for every row of ``catalog`` into ``out`` (see the module docstring).
 
     ``columns`` maps the catalog (see :func:`sedinfer.posterior.columns.column_map`); ``scheduler``
     is a Dask scheduler address or ``"local"`` (a LocalCluster of ``workers`` single-threaded workers).
+    ``threads``: torch threads per chunk, in this process or on each worker (default
+    :data:`sedinfer.threads.DEFAULT_THREADS`). ``progress``: a bar on a terminal, else timed lines
+    on stderr.
     """
-    from tqdm.auto import tqdm
-
     start_time = time.perf_counter()
     catalog, out = Path(catalog), Path(out)
     samples_path = Path(save_samples) if save_samples is not None else None
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise SedinferError(f"n_samples must be a positive integer, got {n_samples!r}")
+    threads = check_threads(threads)
     _check_outputs(out, samples_path, overwrite)
     columns.check(catalog_columns(catalog), catalog)
     ref = model_ref(model)
@@ -217,6 +234,7 @@ def run_posterior(catalog: str | os.PathLike, out: str | os.PathLike, columns: C
                 "model": {"path": ref.path, "sha256": ref.sha256}, "n_samples": int(n_samples),
                 "seed": int(seed), "chunk_rows": int(chunk_rows), "columns": columns.to_dict(),
                 "save_samples": samples_path is not None}
+    _guard_magnitudes(catalog, columns)
     parts = out.with_name(out.name + ".parts")
     done = open_parts(parts, manifest, restart)
     indices: list[int] = []
@@ -228,15 +246,14 @@ def run_posterior(catalog: str | os.PathLike, out: str | os.PathLike, columns: C
             indices.append(index)
             if index in done:
                 resumed[0] += len(chunk)
-                bar.update(len(chunk))
+                bar.skip(len(chunk))
             else:
-                ids, flux, err, z = columns.arrays(chunk)
+                ids, flux, err, z = columns.arrays(chunk, guard=False)
                 yield ChunkTask(index, row, columns.id, ids, flux, err, z, ref, int(n_samples), int(seed),
-                                samples_path is not None)
+                                samples_path is not None, threads)
             row += len(chunk)
 
-    with tqdm(total=_count_rows(catalog), unit="rows", desc="posterior", dynamic_ncols=True,
-              disable=None if progress else True) as bar:
+    with progress_reporter(_count_rows(catalog), "posterior", enabled=progress) as bar:
         results = (_dask_results(tasks(bar), scheduler, workers, processes) if scheduler
                    else (process_chunk(t) for t in tasks(bar)))
         for index, table, samples in results:
@@ -247,6 +264,15 @@ def run_posterior(catalog: str | os.PathLike, out: str | os.PathLike, columns: C
         raise CatalogError(f"catalog {str(catalog)!r} has no rows")
     return _finish(parts, indices, out, samples_path, columns, sp.names, ref, manifest, resumed[0],
                    start_time)
+
+
+def _guard_magnitudes(catalog: Path, columns: ColumnMap) -> None:
+    """Refuse magnitude-like flux columns, judged on the first GUARD_ROWS rows (whatever the chunk size)."""
+    from sedinfer.photometry_input import GUARD_ROWS
+
+    first = next(iter_catalog_chunks(catalog, GUARD_ROWS, list(dict.fromkeys(columns.flux))), None)
+    if first is not None:
+        columns.refuse_magnitudes(first)
 
 
 def _finish(parts: Path, indices: list[int], out: Path, samples_path: Path | None, columns: ColumnMap,
