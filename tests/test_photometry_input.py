@@ -215,3 +215,15 @@ def test_cli_refuses_a_magnitude_csv_then_reads_it_with_the_option(tmp_path, cap
         if a[name].dtype.kind == "f":
             np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=name)
     assert '"input_units": "ab"' in a.meta["column_map"]
+
+
+def test_input_units_from_a_column_toml(tmp_path):
+    toml = tmp_path / "cols.toml"
+    toml.write_text('input_units = "ab"\n')
+    cmap = column_map(SDSS_BANDS, False, toml=toml)
+    assert cmap.input_units == "ab" and cmap.to_dict()["input_units"] == "ab"
+    np.testing.assert_allclose(cmap.arrays(ab_table())[1], FLUX, rtol=1e-12)
+    assert column_map(SDSS_BANDS, False, toml=toml, input_units="nmgy").input_units == "nmgy"  # option wins
+    toml.write_text('input_units = "magnitudes"\n')
+    with pytest.raises(CatalogError, match="input units 'magnitudes' are not known; expected one of nmgy"):
+        column_map(SDSS_BANDS, False, toml=toml)

@@ -208,7 +208,8 @@ def refuse_magnitudes(columns: Sequence[tuple[str, np.ndarray]]) -> None:
         "nanomaggy fluxes of galaxies spread over decades (r = 14-22 is 1.6-2500 nmgy) and go negative "
         "when faint. "
         "Pass --input-units ab (AB magnitudes) or --input-units asinh (SDSS asinh magnitudes), or "
-        "--input-units nmgy if these really are fluxes in nanomaggies")
+        "--input-units nmgy if these really are fluxes in nanomaggies (in a --columns TOML file: "
+        "input_units = \"ab\")")
 
 
 __all__ = ["INPUT_UNITS", "MAGNITUDE_UNITS", "FLUX_UNITS", "MAG_RANGE", "MAG_LIKE_RANGE", "MAG_LIKE_MEDIAN",
