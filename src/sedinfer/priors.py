@@ -381,6 +381,7 @@ PARAMETER_INFO: dict[str, tuple[str, str]] = {
     "qpah": ("%", "PAH mass fraction of the dust (Draine & Li 2007)"),
     "umin": ("", "minimum starlight intensity heating the dust (Draine & Li 2007)"),
     "gamma": ("", "fraction of the dust exposed to starlight above umin (Draine & Li 2007)"),
+    "f_agn": ("", "AGN torus luminosity in units of the intrinsic bolometric stellar luminosity"),
 }
 
 DEFAULT_PRIORS: dict[str, Distribution] = {
@@ -400,6 +401,7 @@ DEFAULT_PRIORS: dict[str, Distribution] = {
     "qpah": Uniform(0.1, 4.58),
     "umin": Uniform(0.1, 20.0),
     "gamma": Uniform(0.0, 1.0),
+    "f_agn": LogUniform(1e-5, 3.0),          # Leja et al. (2018), Prospector's fagn
 }
 
 POPSED_PARAMS: tuple[str, ...] = ("redshift", "log_mass", "log_z", "kappa1", "kappa2", "kappa3",

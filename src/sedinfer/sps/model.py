@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from sedinfer.sps import parameters as P
+from sedinfer.sps.agn import torus_luminosity
 from sedinfer.sps.batching import cell_index, cell_matmul, grouped_matmul, map_chunks
 from sedinfer.sps.cosmology import CosmologyTable
 from sedinfer.sps.dust import V_BAND_AA, charlot_fall, kriek_conroy_curve, power_law_curve
@@ -59,6 +60,7 @@ class SPSConfig:
     metallicity_interp: str = "log"
     birth_cloud_curve: str = "power_law"
     birth_cloud_index: float = -1.0
+    agn: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +68,7 @@ class SPSConfig:
 
 #: settings added after models were first saved, with the values those models were trained with
 #: (sedinfer 0.1 applied the Kriek & Conroy curve to the birth clouds too)
-LEGACY_SETTINGS: dict[str, object] = {"birth_cloud_curve": "kc", "birth_cloud_index": -1.0}
+LEGACY_SETTINGS: dict[str, object] = {"birth_cloud_curve": "kc", "birth_cloud_index": -1.0, "agn": False}
 
 
 def saved_model_kwargs(kwargs: Mapping, saved_config: Mapping | None) -> dict:
@@ -104,6 +106,8 @@ class SPSModel(torch.nn.Module):
         the diffuse ISM's Kriek & Conroy curve with slope n_dust (sedinfer <= 0.1 and the models
         trained with it).
     birth_cloud_index : the power-law index (FSPS ``dust1_index``, default -1).
+    agn : add the hot-dust emission of an AGN torus (:mod:`sedinfer.sps.agn`) with parameter
+        ``f_agn``, its luminosity in units of the intrinsic bolometric stellar luminosity.
     prior : a :class:`sedinfer.priors.Prior` over ``param_names``; default: PopSED Table 1
         ranges (:func:`sedinfer.priors.default_prior`).
     """
@@ -111,7 +115,7 @@ class SPSModel(torch.nn.Module):
     def __init__(self, sfh: str = "nmf", dust: str = "cf", nebular: bool = False,
                  dust_emission: bool = False, cosmology=None, z_max: float = 1.55,
                  metallicity_interp: str = "log", prior=None, birth_cloud_curve: str = "power_law",
-                 birth_cloud_index: float = -1.0):
+                 birth_cloud_index: float = -1.0, agn: bool = False):
         super().__init__()
         dust = _DUST_ALIASES.get(dust, dust)
         if dust not in _DUST_PARAMS:
@@ -136,12 +140,15 @@ class SPSModel(torch.nn.Module):
         name = getattr(self.cosmo.cosmology, "name", None) or repr(self.cosmo.cosmology)
         self.config = SPSConfig(sfh=sfh, dust=dust, nebular=bool(nebular), dust_emission=bool(dust_emission),
                                 cosmology=name, z_max=float(z_max), metallicity_interp=metallicity_interp,
-                                birth_cloud_curve=birth_cloud_curve, birth_cloud_index=birth_cloud_index)
+                                birth_cloud_curve=birth_cloud_curve, birth_cloud_index=birth_cloud_index,
+                                agn=bool(agn))
         names = ["redshift", "log_mass", "log_z", *self.sfh.param_names, *_DUST_PARAMS[dust]]
         if nebular:
             names.append("log_u")
         if dust_emission:
             names += ["qpah", "umin", "gamma"]
+        if agn:
+            names.append("f_agn")
         self.param_names: tuple[str, ...] = tuple(names)
         low = [P.PARAMETERS[n][0] for n in names]
         high = [P.PARAMETERS[n][1] for n in names]
@@ -186,6 +193,7 @@ class SPSModel(torch.nn.Module):
         bc = f", birth_cloud_curve={c.birth_cloud_curve!r}" if c.dust == "cf" else ""
         if c.dust == "cf" and c.birth_cloud_curve == "power_law":
             bc += f", birth_cloud_index={c.birth_cloud_index}"
+        bc += ", agn=True" if c.agn else ""
         return (f"sfh={c.sfh!r}, dust={c.dust!r}{bc}, nebular={c.nebular}, dust_emission={c.dust_emission}, "
                 f"cosmology={c.cosmology!r}, z_max={c.z_max}, params={self.param_names}")
 
@@ -200,7 +208,7 @@ class SPSModel(torch.nn.Module):
             self._plans[key] = build_plan(make_grid(), self.age_centres_yr, self.age_edges_yr,
                                           nebular=c.nebular, dust_emission=c.dust_emission,
                                           dtype=self.dtype, device=self.device, curves=curves,
-                                          z_max=c.z_max, energy_wave_aa=energy)
+                                          z_max=c.z_max, energy_wave_aa=energy, agn=c.agn)
         return self._plans[key]
 
     def photometry_plan(self, filters) -> Plan:
@@ -291,11 +299,25 @@ class SPSModel(torch.nn.Module):
                 lum[:, plan.ir_start:] += dust_lum
             else:
                 lum = torch.cat([lum[:, :plan.ir_start], lum[:, plan.ir_start:] + dust_lum], -1)
+        agn_lum = lbol = None
+        if c.agn:
+            lbol = self.stellar_bolometric(mass, p["log_z"], plan)
+            agn_lum = torus_luminosity(p["f_agn"].to(lum.dtype), lbol, plan.agn)
+            if lum is not intrinsic and _no_grad(lum, agn_lum):
+                lum += agn_lum
+            else:
+                lum = lum + agn_lum
         out = lum if lines_att is None else torch.cat([lum, lines_att], -1)
         if parts:
             return out, {"intrinsic": intrinsic, "lines": lines, "absorbed": absorbed,
-                         "dust_emission": dust_lum}
+                         "dust_emission": dust_lum, "agn": agn_lum, "lbol_star": lbol}
         return out
+
+    def stellar_bolometric(self, mass: torch.Tensor, log_z: torch.Tensor, plan: Plan) -> torch.Tensor:
+        """Bolometric luminosity (N,) in L_sun of the intrinsic stellar populations, from the mass
+        formed per age bin ``mass`` (N, A), with the same metallicity interpolation as the light."""
+        wz = self.metallicity_weights(log_z, plan.grid_log_z).to(mass.dtype)            # (N, Z)
+        return ((mass @ plan.lbol.T.to(mass.dtype)) * wz).sum(-1)
 
     def _charlot_fall(self, p, plan: Plan, old, young, lines):
         """Charlot & Fall attenuated L_λ (N, W) and nebular lines (N, L) (or None): the lines,

@@ -36,6 +36,7 @@ PARAMETERS: dict[str, tuple[float, float, str, str]] = {
     "qpah": (0.1, 4.58, "%", "PAH mass fraction (DL07)"),
     "umin": (0.1, 20.0, "", "minimum radiation field U_min (DL07)"),
     "gamma": (0.0, 1.0, "", "fraction of dust heated by U > U_min (DL07)"),
+    "f_agn": (0.0, 10.0, "", "AGN torus luminosity / intrinsic bolometric stellar luminosity"),
 }
 for _i in range(1, 10):
     PARAMETERS[f"kappa{_i}"] = (0.0, 1.0, "", "stick-breaking variable of the Dirichlet SFH weights")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sedinfer.sps import templates
+from sedinfer.sps.agn import torus_template
 from sedinfer.sps.dust import (
     ATTENUATION_MAX_AA,
     R_V_CALZETTI,
@@ -86,6 +87,8 @@ class Plan:
     filter_hi_aa: float = 0.0
     igm_uv: torch.Tensor | None = None       # (K, W_uv) IGM transmission on redshift nodes
     n_uv: int = 0
+    agn: torch.Tensor | None = None          # (W,) torus L_λ per unit torus luminosity, 1/Å
+    lbol: torch.Tensor | None = None         # (Z, A) bolometric L_sun per M_sun formed of the SSPs
 
 
     def window(self, lo: int, hi: int) -> Plan:
@@ -107,6 +110,7 @@ class Plan:
                        ssp=pixels(self.ssp), ssp_young=pixels(self.ssp_young),
                        curve_terms=pixels(self.curve_terms, v),
                        nebular=None if self.nebular is None else pixels(self.nebular),
+                       agn=None if self.agn is None else pixels(self.agn),
                        dust_em=dust_em, ir_start=ir_start, table=None, igm_uv=None, n_uv=0)
 
 
@@ -123,8 +127,12 @@ def _curve_terms(wave_aa: np.ndarray) -> np.ndarray:
 
 def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np.ndarray, *,
                nebular: bool, dust_emission: bool, dtype: torch.dtype, device,
-               curves=None, z_max: float = 10.0, energy_wave_aa: np.ndarray | None = None) -> Plan:
+               curves=None, z_max: float = 10.0, energy_wave_aa: np.ndarray | None = None,
+               agn: bool = False) -> Plan:
     """Resample all templates onto ``wave_aa`` (rest frame, Å) and move them to torch.
+
+    With ``agn`` the plan holds the torus template (:mod:`sedinfer.sps.agn`) and the SSPs'
+    bolometric luminosities that normalise it.
 
     With ``curves`` (filter transmission curves) the plan is a photometry plan: it holds the
     redshift projection table and keeps nebular lines apart from the pixels. With
@@ -152,6 +160,9 @@ def build_plan(wave_aa: np.ndarray, age_centres_yr: np.ndarray, age_edges_yr: np
                 ssp_young=t(_metallicity_cells(ssp_young)), young_frac=t(young),
                 live_frac=t(st[0].live_frac), grid_log_z=t(st[0].log_z),
                 curve_terms=t(_curve_terms(wave_all[:n_att])), n_young=n_young, n_energy=n_energy)
+    if agn:
+        plan.agn = t(torus_template(wave_all))
+        plan.lbol = t(st[0].lbol)
     line_wave = np.zeros(0)
     if nebular:
         separate = curves is not None

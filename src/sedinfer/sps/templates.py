@@ -34,6 +34,7 @@ class StellarTemplates:
     ssp: np.ndarray        # (Z, A, W) L_sun/Å per M_sun formed
     live_frac: np.ndarray  # (Z, A)
     log_z: np.ndarray      # (Z,) log10 Z/Z_sun of the grid
+    lbol: np.ndarray       # (Z, A) bolometric L_sun per M_sun formed (whole native λ range)
 
 
 def stellar_templates(wave_aa: np.ndarray, age_edges_yr: np.ndarray,
@@ -46,7 +47,8 @@ def stellar_templates(wave_aa: np.ndarray, age_edges_yr: np.ndarray,
     m = age_overlap_matrix(g.age_yr, age_edges_yr)             # (A, R)
     ssp = np.einsum("ar,zrw->zaw", m, lum)
     live = np.einsum("ar,zr->za", m, g.live_frac)
-    return StellarTemplates(ssp, live, np.log10(g.metallicity_zsun))
+    lbol = np.einsum("ar,zr->za", m, np.trapezoid(g.lum, g.wave_aa, axis=-1))
+    return StellarTemplates(ssp, live, np.log10(g.metallicity_zsun), lbol)
 
 
 @dataclass(frozen=True)
