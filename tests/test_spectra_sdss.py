@@ -77,6 +77,17 @@ def test_normalisation_is_one_in_the_window(ppxf_files):
         assert batch.norm_flam_1e17[row] == pytest.approx(np.median(raw), rel=1e-5)
 
 
+def test_batch_select_and_tensors(ppxf_files):
+    batch = read_sdss(ppxf_files)
+    one = batch.select([1])
+    assert len(one) == 1 and one.id[0] == batch.id[1] and one.flux_norm.shape == (1, 3921)
+    t = batch.tensors()
+    assert t["flux_norm"].shape == (2, 3921) and t["mask"].dtype.is_floating_point is False
+    assert bool((t["ivar_norm"][t["mask"]] == 0).all())
+    with pytest.raises(ValueError, match="z has shape"):
+        type(batch)(**{**batch.__dict__, "z": batch.z[:1]})
+
+
 def test_directory_glob_and_single_file(ppxf_files):
     one = read_sdss(ppxf_files[0])
     assert len(one) == 1
