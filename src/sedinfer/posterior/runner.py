@@ -270,7 +270,11 @@ def _guard_magnitudes(catalog: Path, columns: ColumnMap) -> None:
     """Refuse magnitude-like flux columns, judged on the first GUARD_ROWS rows (whatever the chunk size)."""
     from sedinfer.photometry_input import GUARD_ROWS
 
-    first = next(iter_catalog_chunks(catalog, GUARD_ROWS, list(dict.fromkeys(columns.flux))), None)
+    chunks = iter_catalog_chunks(catalog, GUARD_ROWS, list(dict.fromkeys(columns.flux)))
+    try:
+        first = next(chunks, None)
+    finally:
+        chunks.close()                  # release the file (FITS memory map, CSV reader) now
     if first is not None:
         columns.refuse_magnitudes(first)
 
