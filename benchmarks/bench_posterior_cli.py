@@ -138,6 +138,8 @@ def main() -> None:
                         rec = {"scenario": scenario, "threads": threads, "repeat": rep,
                                **run_cli(catalog, out, args.samples, threads, args.model)}
                         rec["ms_per_galaxy"] = round(1e3 * rec["wall_s"] / args.galaxies, 3)
+                        if rec["run_s"] is not None:   # start-up (imports, argument parsing) apart
+                            rec["startup_s"] = round(rec["wall_s"] - rec["run_s"], 3)
                         records.append(rec)
                         print(json.dumps(rec), flush=True)
             finally:
