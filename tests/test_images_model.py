@@ -221,7 +221,7 @@ def test_sky_sigma_gives_five_sigma_at_depth():
     m5, scale, d = 26.0, 0.168, 2.0
     sigma = sky_sigma_from_depth([m5], scale, d)[0]
     n_pix = math.pi * (d / 2) ** 2 / scale**2
-    f5 = 10 ** (-0.4 * (m5 - 31.4))
+    f5 = 3631e9 * 10 ** (-0.4 * m5)                          # nJy
     assert f5 / (sigma * math.sqrt(n_pix)) == pytest.approx(5.0)
 
 
@@ -244,3 +244,16 @@ def test_custom_filter_set_instrument():
     box = FilterCurve.from_arrays("box", lam, np.ones_like(lam))
     inst = Instrument([box, "sdss_r0"], np.stack([gaussian_psf(1.0, 0.4)] * 2), 0.4, [1.0, 2.0])
     assert inst.bands == ("box", "sdss_r0")
+
+
+def test_model_accepts_sed_weighted_terms():
+    inst = hsc_instrument(image_shape=(16, 16))
+    lam = np.linspace(3500.0, 11500.0, 4001)
+    flat = np.ones((1, lam.size))
+    terms = band_curve_terms_weighted(lam, flat, inst.filters.transmission_on(lam), np.array([0.1]))
+    k_w = ImageModel(inst, [0.1], terms=terms).ratio(torch.tensor([-0.3]))
+    k_p = ImageModel(inst, [0.1]).ratio(torch.tensor([-0.3]))
+    torch.testing.assert_close(k_w, k_p, rtol=0.05, atol=0)    # broad bands: a few % apart
+    assert not torch.allclose(k_w, k_p, rtol=1e-4)
+    with pytest.raises(ImageError, match="terms must be"):
+        ImageModel(inst, [0.1, 0.2], terms=terms)

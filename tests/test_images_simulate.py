@@ -134,3 +134,12 @@ def test_sps_component_colours(inst):
     theta = np.array([[0.1, 10.0, 0.1, 10.0, 1.0, -2.5], [0.1, 10.0, -0.3, 0.02, 10.0, -2.5]])
     g_i = -2.5 * np.log10(f(theta)[:, 0] / f(theta)[:, 2])
     assert g_i[0] > 0.8 and g_i[1] < 0.3          # old bulge red, 20 Myr knot blue
+
+
+def test_training_pairs(inst):
+    from sedinfer.images.simulate import simulate_pairs
+
+    pairs = simulate_pairs(1, 4, inst, fake_seds, SimulationConfig(n_views=2), start=7)
+    assert pairs["host"].shape == (2, 64, 64) and pairs["dust"].dtype == np.float32
+    assert list(pairs["index"]) == [7, 7] and list(pairs["view"]) == [0, 1]
+    np.testing.assert_allclose(pairs["host"].sum((1, 2)), 1.0, rtol=1e-5)

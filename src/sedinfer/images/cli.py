@@ -77,9 +77,13 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.pairs is not None:
         meta = {k: np.array([r[k] for r in rows if r["variant"] == variants[0]])
                 for k in ("index", "view", "delta", "a0_mean_mag", "covering")}
-        write_atomic(args.pairs, lambda tmp: np.savez_compressed(
-            open(tmp, "wb"), host=np.stack(pairs["host"]), dust=np.stack(pairs["dust"]),
-            seed=np.array(args.seed), **meta), suffix=".npz")
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, host=np.stack(pairs["host"]), dust=np.stack(pairs["dust"]),
+                                    seed=np.array(args.seed), **meta)
+
+        write_atomic(args.pairs, save, suffix=".npz")
     print(f"simulated {args.n} galaxies x {args.views} views ({len(rows)} files) in {elapsed:.1f} s "
           f"({elapsed / args.n:.2f} s per galaxy) -> {out}")
     return 0

@@ -34,7 +34,7 @@ NIHAO's viewing angles. The ranges and their sources are listed in ``docs/dustma
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -85,12 +85,6 @@ class Galaxy:
     sps_disk: dict = field(default_factory=dict)
     sps_knots: dict = field(default_factory=dict)
     field_seed: int = 0
-
-    def summary(self) -> dict:
-        """Scalar parameters as a flat dict (for headers and manifests)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("knots",) and not isinstance(v, dict)}
-        d["n_knots"] = int(len(self.knots.sigma_kpc))
-        return d
 
 
 @lru_cache(maxsize=1)

@@ -28,8 +28,9 @@ import torch
 from sedinfer.filters import Filters
 from sedinfer.images.errors import ImageError
 from sedinfer.images.psf import convolve_fft, gaussian_psf, moffat_psf, psf_cube, psf_transfer
+from sedinfer.units import NJY_PER_MAGGY
 
-NJY_AB_ZEROPOINT_MAG = 31.4
+NJY_AB_ZEROPOINT_MAG = 2.5 * math.log10(NJY_PER_MAGGY)
 """AB magnitude of 1 nJy: -2.5 log10(1e-9 / 3631) = 31.40 mag."""
 
 HSC_PIXEL_SCALE_ARCSEC = 0.168

@@ -78,16 +78,22 @@ class AttenuationCurve(torch.nn.Module):
 class ImageModel(torch.nn.Module):
     """Scene (F, S, D, δ) of G galaxies at known ``redshift`` (G,) observed by ``instrument``.
 
+    K is evaluated at the bands' rest-frame pivot wavelengths, or from SED-weighted band averages
+    ``terms`` (3, G, B) of :func:`~sedinfer.images.curve.band_curve_terms_weighted`.
+
     ``forward`` returns the PSF-convolved noiseless cube (G, B, H, W) in nJy per pixel;
     ``log_likelihood`` the Gaussian log-likelihood of data cubes given inverse variances.
     """
 
     def __init__(self, instrument: Instrument, redshift: Sequence[float] | np.ndarray | float,
-                 bump: bool = True):
+                 bump: bool = True, terms: np.ndarray | None = None):
         super().__init__()
         self.instrument = instrument
         z = np.atleast_1d(np.asarray(redshift, dtype=np.float64))
-        self.curve = AttenuationCurve(instrument.filters.pivot_wave_aa, z, bump)
+        if terms is not None and np.shape(terms) != (3, z.size, len(instrument.filters)):
+            raise ImageError(f"terms must be (3, G, B) = (3, {z.size}, {len(instrument.filters)}), "
+                             f"got {np.shape(terms)}")
+        self.curve = AttenuationCurve(instrument.filters.pivot_wave_aa, z, bump, terms)
 
     @property
     def n_galaxies(self) -> int:

@@ -205,7 +205,7 @@ def _simulate_one(index: int, seed: int, gal: Galaxy, views: list[View], comp_fl
     pivot = instrument.filters.pivot_wave_aa
     w0 = light_weights_at_lambda0(comp_flux, pivot, gal.redshift)          # (3,) nJy at λ₀
     mask, ext, proxy = dust_mask(gal, w0)
-    curve = AttenuationCurve(pivot, [gal.redshift], config.bump)
+    curve = AttenuationCurve(pivot, [gal.redshift], config.bump).double()
     ratio = curve(torch.tensor([gal.delta], dtype=torch.float64)).double()    # (1, B)
     gen = torch.Generator().manual_seed(noise_seed % (2**63 - 1))
     kpc_pix = instrument.pixel_scale_arcsec * gal.kpc_per_arcsec
