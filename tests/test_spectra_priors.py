@@ -91,6 +91,20 @@ def test_agn_fraction_coupled_to_mass_when_the_model_has_it(full_model):
     assert abs(spearmanr(sep[:, m], sep[:, j]).statistic) < 0.1
 
 
+@pytest.mark.slow
+def test_mocks_with_the_agn_model():
+    import sedinfer as si
+    from sedinfer.spectra import simulate_mocks
+
+    model = si.SPSModel(nebular=True, dust_emission=True, agn=True)
+    assert MockPrior(model).ir_names == ("qpah", "umin", "gamma", "f_agn")
+    cat = simulate_mocks(30, model, "coupled", seed=0)
+    j = model.param_names.index("f_agn")
+    assert cat.spectra.ok.all() and (cat.theta[:, j] >= 1e-5).all() and (cat.theta[:, j] <= 3).all()
+    sep = simulate_mocks(30, model, "separable", seed=0)
+    np.testing.assert_array_equal(np.sort(sep.theta[:, j]), np.sort(cat.theta[:, j]))
+
+
 def test_bad_prior_arguments(full_model, default_model):
     with pytest.raises(ParameterError, match="unknown"):
         MockPrior(full_model, "independent")

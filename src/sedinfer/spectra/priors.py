@@ -11,9 +11,11 @@ marginals; they differ only in the dependence between the two blocks (docs/infra
     (1 + z)^1.15 on the main sequence and above it): log U_min = 0.5 (log sSFR/yr⁻¹ + 10) +
     1.15 log(1 + z) ± 0.2 dex, the slope 0.5 between U ∝ sSFR (fixed M_dust/M_*) and the flatter
     law implied by M_dust/M_* rising with sSFR (da Cunha et al. 2010, MNRAS 403, 1894);
-  - with an AGN component (``f_agn``), log f_agn = −2 + (log M − 10.5) + 0.5 (log U + 2.5)
-    ± 0.5 dex: AGN are more common in massive hosts (Kauffmann et al. 2003, MNRAS 346, 1055) and
-    show high [O III]/Hβ, which the model's nebular lines carry through log U;
+  - with an AGN component (``f_agn``), log f_agn = −3.5 + (log M − 10.5) + 0.5 (log U + 2.5)
+    ± 0.7 dex: AGN are more common in massive hosts (Kauffmann et al. 2003, MNRAS 346, 1055) and
+    show high [O III]/Hβ, which the model's nebular lines carry through log U; the pivot puts
+    4.8 % of the selected mocks at W1 − W2 > 0.8 (Stern et al. 2012), against 1.7 % without the
+    AGN component (600 mocks, seed 1);
 * **separable**: the same draw with each infrared column permuted at random across galaxies,
   which keeps every marginal exactly (also after a selection on the optical) and makes the
   infrared independent of the optical, as SED codes assume.
@@ -64,10 +66,10 @@ class Couplings:
     umin_ssfr_slope: float = 0.5
     umin_z_slope: float = 1.15
     umin_scatter_dex: float = 0.2
-    agn_log_f_pivot: float = -2.0
+    agn_log_f_pivot: float = -3.5
     agn_mass_slope: float = 1.0
     agn_log_u_slope: float = 0.5
-    agn_scatter_dex: float = 0.5
+    agn_scatter_dex: float = 0.7
     veldisp_log_pivot: float = 2.15
     veldisp_mass_slope: float = 0.3
     veldisp_scatter_dex: float = 0.08
