@@ -110,6 +110,26 @@ def test_mocks_are_reproducible(mocks, full_model):
         simulate_mocks(0, full_model)
 
 
+def test_chunks_are_reproducible_and_written_in_row_groups(full_model, tmp_path):
+    import pyarrow.parquet as pq
+
+    from sedinfer.spectra.simulate import concat_mocks, iter_mocks
+
+    chunks = list(iter_mocks(7, full_model, "separable", seed=3, chunk_galaxies=3))
+    assert [len(c) for c in chunks] == [3, 3, 1]
+    whole = simulate_mocks(7, full_model, "separable", seed=3, chunk_galaxies=3)
+    np.testing.assert_array_equal(concat_mocks(chunks).spectra.flux_norm, whole.spectra.flux_norm)
+    assert list(whole.spectra.id) == [f"mock-3-{i:07d}" for i in range(7)]
+    path = write_mock_table(iter(chunks), tmp_path / "chunks.parquet", sdss_instrument())
+    assert pq.ParquetFile(path).num_row_groups == 3
+    spectra, table, _ = read_mock_table(path)
+    assert table.column("id").to_pylist() == list(whole.spectra.id)
+    np.testing.assert_allclose(spectra.flux_norm, whole.spectra.flux_norm, rtol=1e-5, atol=1e-6)
+    with pytest.raises(CatalogError, match="no mock galaxies"):
+        write_mock_table(iter([]), tmp_path / "empty.parquet", sdss_instrument())
+    assert not (tmp_path / "empty.parquet").exists()
+
+
 def test_parquet_round_trip(mocks, tmp_path):
     import pyarrow.parquet as pq
 
@@ -137,7 +157,8 @@ def test_parquet_round_trip(mocks, tmp_path):
 def test_cli_runner(tmp_path, full_model):
     parser = add_simulate_arguments(argparse.ArgumentParser())
     out = tmp_path / "sim.parquet"
-    args = parser.parse_args(["--n", "5", "--seed", "2", "--prior", "separable", "--out", str(out)])
+    args = parser.parse_args(["--n", "5", "--seed", "2", "--prior", "separable", "--out", str(out),
+                              "--chunk", "2"])
     path = run_simulate(args, model=full_model)
     spectra, table, info = read_mock_table(path)
     assert table.num_rows == 5 and info["prior_kind"] == "separable" and info["prior"]["kind"] == "separable"

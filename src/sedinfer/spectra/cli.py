@@ -1,8 +1,9 @@
 """``sedinfer ir simulate``: arguments and runner, to be wired into the CLI.
 
 ``add_simulate_arguments(parser)`` adds ``--n``, ``--seed``, ``--prior coupled|separable``,
-``--out``, ``--overwrite``, ``--z-max``, ``--r-limit`` and ``--agn`` to an argparse parser;
-``run_simulate(args)`` makes the mock table (:mod:`sedinfer.spectra.io`) and returns its path.
+``--out``, ``--overwrite``, ``--z-max``, ``--r-limit``, ``--agn`` and ``--chunk`` to an argparse
+parser; ``run_simulate(args)`` simulates and writes the mock table chunk by chunk
+(:mod:`sedinfer.spectra.io`, one Parquet row group per chunk) and returns its path.
 Parsing imports nothing heavy; torch and the SPS model load in ``run_simulate``.
 """
 
@@ -24,6 +25,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     parser.add_argument("--z-max", type=float, default=0.5, help="largest redshift drawn (default 0.5)")
     parser.add_argument("--r-limit", type=float, default=17.77, help="r-band selection limit, AB (17.77)")
     parser.add_argument("--agn", action="store_true", help="add the SPS model's AGN torus (f_agn)")
+    parser.add_argument("--chunk", type=int, default=2000,
+                        help="galaxies simulated and written at a time (memory; default 2000)")
     return parser
 
 
@@ -54,7 +57,7 @@ def run_simulate(args: argparse.Namespace, model=None) -> Path:
     from sedinfer.spectra.io import write_mock_table
     from sedinfer.spectra.noise import SpectralNoise
     from sedinfer.spectra.priors import MockPrior
-    from sedinfer.spectra.simulate import MockConfig, simulate_mocks
+    from sedinfer.spectra.simulate import MockConfig, iter_mocks
     from sedinfer.spectra.wise import WISE_BANDS
 
     if args.n < 1:
@@ -65,14 +68,15 @@ def run_simulate(args: argparse.Namespace, model=None) -> Path:
     model = model if model is not None else build_model(args.agn)
     inst, noise, wise_noise = sdss_instrument(), SpectralNoise(), default_noise_model(list(WISE_BANDS))
     config = MockConfig(r_limit_ab=args.r_limit)
-    catalog = simulate_mocks(args.n, model, args.prior, args.seed, inst, noise, wise_noise, config,
-                             z_max=args.z_max)
+    chunks = iter_mocks(args.n, model, args.prior, args.seed, inst, noise, wise_noise, config,
+                        z_max=args.z_max, chunk_galaxies=args.chunk)
     meta = {"sedinfer_version": __version__, "seed": args.seed, "n": args.n,
             "sps_config": model.config.to_dict(),
             "prior": MockPrior(model, args.prior, z_max=args.z_max).describe(),
             "spectral_noise": json.loads(json.dumps(noise.__dict__)),
-            "wise_noise": wise_noise.to_dict(), "mock_config": config.__dict__}
-    return write_mock_table(catalog, out, inst, meta, overwrite=args.overwrite)
+            "wise_noise": wise_noise.to_dict(), "mock_config": config.__dict__,
+            "chunk_galaxies": args.chunk}
+    return write_mock_table(chunks, out, inst, meta, overwrite=args.overwrite)
 
 
 __all__ = ["add_simulate_arguments", "build_model", "run_simulate"]

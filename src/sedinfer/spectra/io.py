@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,11 @@ def mock_table(catalog: MockCatalog, instrument: Instrument, meta: dict[str, Any
     return table.replace_schema_metadata({META_KEY: json.dumps(info).encode()})
 
 
-def write_mock_table(catalog: MockCatalog, path: str | os.PathLike, instrument: Instrument,
-                     meta: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
-    """Write a mock catalog to Parquet atomically; refuses to replace a file unless ``overwrite``."""
+def write_mock_table(catalog: MockCatalog | Iterable[MockCatalog], path: str | os.PathLike,
+                     instrument: Instrument, meta: dict[str, Any] | None = None,
+                     overwrite: bool = False) -> Path:
+    """Write a mock catalog, or an iterable of chunks (one row group each, memory bounded), to
+    Parquet atomically; refuses to replace a file unless ``overwrite``."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -91,8 +94,23 @@ def write_mock_table(catalog: MockCatalog, path: str | os.PathLike, instrument: 
         raise CatalogError(f"{str(path)!r}: mock tables are written as Parquet (.parquet or .pq)")
     if path.exists() and not overwrite:
         raise CatalogError(f"{str(path)!r} already exists; pass overwrite=True (--overwrite) to replace it")
-    table = mock_table(catalog, instrument, meta)
-    return write_atomic(path, lambda tmp: pq.write_table(table, tmp), suffix=".parquet")
+    chunks = [catalog] if isinstance(catalog, MockCatalog) else catalog
+
+    def write(tmp: str) -> None:
+        writer = None
+        try:
+            for chunk in chunks:
+                table = mock_table(chunk, instrument, meta)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise CatalogError(f"{str(path)!r}: no mock galaxies to write")
+
+    return write_atomic(path, write, suffix=".parquet")
 
 
 def read_mock_table(path: str | os.PathLike) -> tuple[SpectrumBatch, Any, dict[str, Any]]:

@@ -23,8 +23,8 @@ marginals; they differ only in the dependence between the two blocks (docs/infra
 γ (the fraction of dust at U > U_min) is independent in both: LogUniform(0.001, 0.15)
 (prospector-α, Leja et al. 2017). The optical block: redshift with density ∝ z on [0.002, 0.5]
 and mass formed log M ~ TruncatedNormal(10.5, 0.8) on [8, 12.3], chosen so that after the
-r < 17.77 selection of :mod:`sedinfer.spectra.simulate` the median redshift is 0.125 and the
-median r 16.8 (500 mocks, ``scripts/ir_mock_summary.py``; the MGS has median z ≈ 0.10); diffuse and
+r < 17.77 selection of :mod:`sedinfer.spectra.simulate` the median redshift is 0.135 and the
+median r 16.85 (500 mocks, ``scripts/ir_mock_summary.py``; the MGS has median z ≈ 0.10); diffuse and
 birth-cloud optical depths Uniform(0, 1.5) and Uniform(0, 2); log Z/Z_sun around the stellar
 mass–metallicity relation of Gallazzi et al. (2005, MNRAS 362, 41; median ≈ −0.6 below
 10^9.5 M_sun, ≈ +0.1 above 10^11, scatter 0.3 → 0.1 dex); every other parameter from the

@@ -26,6 +26,7 @@ For each galaxy of a :class:`~sedinfer.spectra.MockPrior` draw:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,37 +125,92 @@ def fibre_spectra(model, theta: torch.Tensor, veldisp_kms: torch.Tensor, fiber_f
     return torch.cat(out) * fiber_frac.to(torch.float64).unsqueeze(-1)
 
 
-def simulate_mocks(n: int, model, prior_kind: str = "coupled", seed: int = 0,
-                   instrument: Instrument | None = None, noise: SpectralNoise | None = None,
-                   wise_noise=None, config: MockConfig | None = None,
-                   couplings: Couplings | None = None, z_max: float = 0.5) -> MockCatalog:
-    """``n`` SDSS + WISE mock galaxies under the ``prior_kind`` (``"coupled"`` or ``"separable"``)
-    population prior, reproducible from ``seed`` (module docstring for the steps)."""
+def _check_n(n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ParameterError(f"n must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The torch seed of chunk ``chunk`` of a run seeded ``seed`` (numpy SeedSequence)."""
+    return int(np.random.SeedSequence([int(seed), int(chunk)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def simulate_chunk(n: int, model, prior: MockPrior, generator: torch.Generator, first_id: int = 0,
+                   id_prefix: str = "mock", instrument: Instrument | None = None,
+                   noise: SpectralNoise | None = None, wise_noise=None,
+                   config: MockConfig | None = None) -> MockCatalog:
+    """``n`` mock galaxies drawn with ``generator`` (module docstring for the steps); ids are
+    ``f"{id_prefix}-{first_id + i:07d}"``."""
+    n = _check_n(n)
     inst = instrument or sdss_instrument()
     noise = noise or SpectralNoise()
     config = config or MockConfig()
-    prior = MockPrior(model, prior_kind, couplings=couplings, z_max=z_max)
-    gen = torch.Generator().manual_seed(int(seed))
-    sel = select_galaxies(model, prior, int(n), gen, config)
-    theta = sel["theta"] if prior_kind == "coupled" else prior.separate(sel["theta"], gen)
-    scatter = config.fiber_frac_scatter_dex * torch.randn(n, generator=gen, dtype=torch.float64)
+    sel = select_galaxies(model, prior, n, generator, config)
+    theta = sel["theta"] if prior.kind == "coupled" else prior.separate(sel["theta"], generator)
+    scatter = config.fiber_frac_scatter_dex * torch.randn(n, generator=generator, dtype=torch.float64)
     frac = (config.fiber_frac_median * 10**scatter).clamp(0.02, 1.0)
     true = fibre_spectra(model, theta, sel["veldisp_kms"], frac, inst, config.chunk_size)
-    noisy, ivar, depth = noise.add_noise(true, gen)
+    noisy, ivar, depth = noise.add_noise(true, generator)
     mask = np.broadcast_to(inst.sky_mask, true.shape)
     z = theta[:, model.param_names.index("redshift")].numpy()
-    ids = np.array([f"mock-{seed}-{i:07d}" for i in range(n)])
+    ids = np.array([f"{id_prefix}-{first_id + i:07d}" for i in range(n)])
     spectra = assemble(inst.wave_obs_aa, noisy.numpy(), ivar.numpy(), mask, z, np.zeros(n),
                        np.full(n, "GALAXY"), ids, np.full(n, "mock"), None,
                        np.full(n, inst.lsf_sigma_kms))
     wise_true = model.photometry(theta, Filters(list(WISE_BANDS)), units="maggies").to(torch.float64)
-    wise = observe_wise(wise_true, gen, wise_noise)
+    wise = observe_wise(wise_true, generator, wise_noise)
     derived = {k: v.to(torch.float64).numpy() for k, v in model.derived(theta).items()}
     return MockCatalog(spectra, theta.numpy(), tuple(model.param_names), sel["veldisp_kms"].numpy(),
                        frac.numpy(), depth.numpy(), sel["r_ab"].numpy(), derived,
-                       true.numpy().astype(np.float32), wise, prior_kind)
+                       true.numpy().astype(np.float32), wise, prior.kind)
 
 
-__all__ = ["MockCatalog", "MockConfig", "fibre_spectra", "select_galaxies", "simulate_mocks"]
+def iter_mocks(n: int, model, prior_kind: str = "coupled", seed: int = 0,
+               instrument: Instrument | None = None, noise: SpectralNoise | None = None,
+               wise_noise=None, config: MockConfig | None = None, couplings: Couplings | None = None,
+               z_max: float = 0.5, chunk_galaxies: int = 2000) -> Iterator[MockCatalog]:
+    """``n`` mock galaxies in chunks of ``chunk_galaxies`` (memory bounded: about 0.1 GB per
+    1000 galaxies), chunk k drawn with :func:`chunk_seed` (seed, k); ids ``mock-<seed>-<i>``.
+    The separable prior permutes the infrared columns within each chunk."""
+    n, step = _check_n(n), _check_n(chunk_galaxies)
+    prior = MockPrior(model, prior_kind, couplings=couplings, z_max=z_max)
+    for k, start in enumerate(range(0, n, step)):
+        gen = torch.Generator().manual_seed(chunk_seed(seed, k))
+        yield simulate_chunk(min(step, n - start), model, prior, gen, start, f"mock-{seed}", instrument,
+                             noise, wise_noise, config)
+
+
+def concat_mocks(chunks: list[MockCatalog]) -> MockCatalog:
+    """One catalog from several (same model, prior kind and grid)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    first = chunks[0]
+    spectra = SpectrumBatch(first.spectra.wave_obs_aa, **{
+        f: np.concatenate([getattr(c.spectra, f) for c in chunks]) for f in
+        ("flux_norm", "ivar_norm", "mask", "norm_flam_1e17", "z", "z_err", "spec_class", "id", "ok", "reason",
+         "source", "lsf_sigma_kms")})
+    wise = WisePhotometry(**{f: np.concatenate([getattr(c.wise, f) for c in chunks]) for f in
+                             ("mpro_vega", "sigmpro_vega", "snr", "detected", "flux_maggies", "sigma_maggies",
+                              "true_vega")})
+    cat = {f: np.concatenate([getattr(c, f) for c in chunks]) for f in
+           ("theta", "veldisp_kms", "fiber_frac", "depth_factor", "r_ab", "flux_true_1e17")}
+    derived = {k: np.concatenate([c.derived[k] for c in chunks]) for k in first.derived}
+    return MockCatalog(spectra, cat["theta"], first.param_names, cat["veldisp_kms"], cat["fiber_frac"],
+                       cat["depth_factor"], cat["r_ab"], derived, cat["flux_true_1e17"], wise,
+                       first.prior_kind)
+
+
+def simulate_mocks(n: int, model, prior_kind: str = "coupled", seed: int = 0,
+                   instrument: Instrument | None = None, noise: SpectralNoise | None = None,
+                   wise_noise=None, config: MockConfig | None = None,
+                   couplings: Couplings | None = None, z_max: float = 0.5,
+                   chunk_galaxies: int = 2000) -> MockCatalog:
+    """``n`` SDSS + WISE mock galaxies under the ``prior_kind`` (``"coupled"`` or ``"separable"``)
+    population prior, reproducible from ``seed``: :func:`iter_mocks` gathered in memory."""
+    return concat_mocks(list(iter_mocks(n, model, prior_kind, seed, instrument, noise, wise_noise, config,
+                                        couplings, z_max, chunk_galaxies)))
+
+
+__all__ = ["MockCatalog", "MockConfig", "chunk_seed", "concat_mocks", "fibre_spectra", "iter_mocks",
+           "select_galaxies", "simulate_chunk", "simulate_mocks"]
