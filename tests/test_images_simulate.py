@@ -143,3 +143,23 @@ def test_training_pairs(inst):
     assert pairs["host"].shape == (2, 64, 64) and pairs["dust"].dtype == np.float32
     assert list(pairs["index"]) == [7, 7] and list(pairs["view"]) == [0, 1]
     np.testing.assert_allclose(pairs["host"].sum((1, 2)), 1.0, rtol=1e-5)
+
+
+def test_thin_dust_layer_transmits_the_front_half_of_the_disk():
+    # a dust layer much thinner than the stars: D = 1/2 + 1/2 exp(-τ_face), at any inclination
+    # with τ along the sight line = τ_face / cos i
+    from sedinfer.images.dust3d import PLANE_GRID, los_extent_kpc, view_transmission
+
+    gal = draw_galaxy(np.random.default_rng([0, 5]))
+    gal = dataclasses.replace(gal, tau0=2.0, dust_hz_kpc=0.02 * gal.disk_hz_kpc,
+                              knots=dataclasses.replace(gal.knots, tau=0 * gal.knots.tau))
+    kpc_pix = 0.168 * gal.kpc_per_arcsec
+    ones = np.ones((PLANE_GRID, PLANE_GRID))
+    for inc in (0.0, np.deg2rad(60.0)):
+        view = View(float(inc), 0.0)
+        knots = np.zeros((len(gal.knots.tau), 64, 64))
+        d = view_transmission(gal, view, (64, 64), kpc_pix, ones, los_extent_kpc(gal), knots)["disk"]
+        for col in (32, 36, 40):               # along the major axis: disk-plane radius = offset
+            r = abs(col - 32) * kpc_pix
+            tau = gal.tau0 * np.exp(-r / gal.dust_h_kpc) / np.cos(inc)
+            assert d[32, col] == pytest.approx(0.5 + 0.5 * np.exp(-tau), abs=0.02)

@@ -5,8 +5,9 @@ A view of inclination i and position angle PA maps an image point (x', y') (x' t
 major axis) and depth s (towards the observer) to X = x', Y = y' cos i - s sin i,
 Z = y' sin i + s cos i, the convention of galsim's ``InclinedExponential``.
 
-For each pixel the line of sight is cut into cells (uniform in s, plus cells refined around the
-disk mid-plane crossing so that a thin dust layer is resolved at every inclination). In a cell of
+For each pixel the line of sight is cut into cells (uniform in s, plus cells spaced geometrically
+in height away from the disk mid-plane crossing, so that a thin dust layer is resolved at every
+inclination); the dust's vertical profile is averaged exactly over each cell. In a cell of
 optical depth τ_c the mean transmission of uniformly mixed stars and dust is (1 - e^-τ_c)/τ_c,
 times e^-τ of everything in front. A component c of emissivity j_c is transmitted by
 
@@ -94,11 +95,24 @@ def disk_density(x: np.ndarray, y: np.ndarray, z: np.ndarray, gal: Galaxy) -> np
     return np.exp(-np.hypot(x, y) / gal.disk_h_kpc) / np.cosh(z / gal.disk_hz_kpc) ** 2
 
 
-def smooth_dust_opacity(x, y, z, gal: Galaxy, mask_plane: np.ndarray, ext: float) -> np.ndarray:
-    """Optical depth per kpc at λ₀ of the smooth, patchy dust disk."""
+def _mean_exp_abs(z_lo: np.ndarray, z_hi: np.ndarray, h: float) -> np.ndarray:
+    """Mean of exp(-|Z|/h) over [z_lo, z_hi] (exact; the midpoint value for very short cells)."""
+    def antiderivative(z):
+        return np.sign(z) * h * -np.expm1(-np.abs(z) / h)
+
+    width = z_hi - z_lo
+    short = np.abs(width) < 1e-6 * h
+    mean = (antiderivative(z_hi) - antiderivative(z_lo)) / np.where(short, 1.0, width)
+    return np.where(short, np.exp(-np.abs(0.5 * (z_lo + z_hi)) / h), mean)
+
+
+def smooth_dust_opacity(x, y, z_lo, z_hi, gal: Galaxy, mask_plane: np.ndarray, ext: float) -> np.ndarray:
+    """Mean optical depth per kpc at λ₀ of the smooth, patchy dust disk in cells whose mid-points
+    are at (x, y) in the disk plane and which span heights z_lo … z_hi (the vertical profile is
+    averaged exactly, so a dust layer thinner than a cell keeps its column)."""
     kappa0 = gal.tau0 / (2.0 * gal.dust_hz_kpc)
-    smooth = np.exp(-np.hypot(x, y) / gal.dust_h_kpc - np.abs(z) / gal.dust_hz_kpc)
-    return kappa0 * smooth * _plane_lookup(mask_plane, ext, x, y)
+    vertical = _mean_exp_abs(z_lo, z_hi, gal.dust_hz_kpc)
+    return kappa0 * np.exp(-np.hypot(x, y) / gal.dust_h_kpc) * vertical * _plane_lookup(mask_plane, ext, x, y)
 
 
 def image_coordinates(shape: tuple[int, int], kpc_per_pixel: float, view: View
@@ -140,12 +154,13 @@ def _los_cells(xp: np.ndarray, yp: np.ndarray, gal: Galaxy, view: View, ext: flo
     zmax = 4.0 * gal.disk_hz_kpc
     if ci > 1e-3:
         s0 = -yp * si / ci
-        dz = np.linspace(-zmax, zmax, N_MIDPLANE + 1) / ci
+        half = np.geomspace(1e-3 * min(gal.dust_hz_kpc, gal.disk_hz_kpc), zmax, N_MIDPLANE // 2)
+        dz = np.concatenate([-half[::-1], [0.0], half]) / ci        # geometric away from Z = 0
         refined = np.clip(s0[..., None] + dz, -ext, ext)
     else:
         refined = np.broadcast_to(np.linspace(-ext, ext, N_MIDPLANE + 1), xp.shape + (N_MIDPLANE + 1,))
-    edges = np.sort(np.concatenate([uniform, refined], -1).astype(np.float32), -1)
-    return 0.5 * (edges[..., 1:] + edges[..., :-1]), np.diff(edges, axis=-1)
+    edges = np.sort(np.concatenate([uniform, refined], -1), -1)
+    return 0.5 * (edges[..., 1:] + edges[..., :-1]), np.diff(edges, axis=-1), edges
 
 
 def view_transmission(gal: Galaxy, view: View, shape: tuple[int, int], kpc_per_pixel: float,
@@ -153,13 +168,13 @@ def view_transmission(gal: Galaxy, view: View, shape: tuple[int, int], kpc_per_p
     """Transmissions at λ₀ of the bulge, disk and each knot: ``{"bulge": (H, W), "disk": (H, W),
     "knots": (K, H, W)}``, and the total column ``"tau_column"`` (H, W) along each line of sight."""
     xp, yp = image_coordinates(shape, kpc_per_pixel, view)
-    s, ds = _los_cells(xp, yp, gal, view, ext)
+    s, ds, edges = _los_cells(xp, yp, gal, view, ext)
     ci, si = np.cos(view.inclination_rad), np.sin(view.inclination_rad)
-    xp, yp = xp.astype(np.float32), yp.astype(np.float32)
     X = np.broadcast_to(xp[..., None], s.shape)
     Y = yp[..., None] * ci - s * si
     Z = yp[..., None] * si + s * ci
-    tau_cell = smooth_dust_opacity(X, Y, Z, gal, mask_plane, ext) * ds
+    z_edges = yp[..., None] * si + edges * ci
+    tau_cell = smooth_dust_opacity(X, Y, z_edges[..., :-1], z_edges[..., 1:], gal, mask_plane, ext) * ds
     cum = np.cumsum(tau_cell[..., ::-1], -1)[..., ::-1]                     # this cell and nearer ones
     ahead = cum - tau_cell                                                  # cells nearer the observer
     # knot clumps: thin screens at the knot's depth, column T_k(pixel) = τ_k × its projected Gaussian
