@@ -257,3 +257,18 @@ def test_model_accepts_sed_weighted_terms():
     assert not torch.allclose(k_w, k_p, rtol=1e-4)
     with pytest.raises(ImageError, match="terms must be"):
         ImageModel(inst, [0.1, 0.2], terms=terms)
+
+
+def test_float32_and_float64_models_agree():
+    sed, host, d = _scene_inputs(2, 5, 64)
+    delta = torch.tensor([-0.5, 0.2], dtype=torch.float64)
+    m32 = ImageModel(hsc_instrument(), [0.05, 0.3])
+    y32 = m32(sed.float(), host.float(), d.float(), delta.float())
+    assert y32.dtype == torch.float32
+    m64 = ImageModel(hsc_instrument(), [0.05, 0.3]).double()
+    y64 = m64(sed, host, d, delta)
+    assert y64.dtype == torch.float64 and m64.instrument.transfer.dtype == torch.complex128
+    torch.testing.assert_close(y32.double(), y64, rtol=1e-4, atol=1e-4 * float(y64.abs().max()))
+    assert m64.float().instrument.transfer.dtype == torch.complex64
+    with pytest.raises(ImageError, match="hsc_instrument knows"):
+        hsc_instrument(["sdss_r0"])

@@ -97,9 +97,12 @@ class Instrument(torch.nn.Module):
         return self.filters.names
 
     def _apply(self, fn, *args, **kwargs):
+        # .double()/.float() cast the real PSF but not its complex FFT: recompute it to match
         out = super()._apply(fn, *args, **kwargs)
-        if self.psf.dtype == torch.float64 and self.transfer.dtype != torch.complex128:
-            self.transfer = psf_transfer(self.psf, self.image_shape)
+        want = torch.complex128 if self.psf.dtype == torch.float64 else torch.complex64
+        if self.transfer.dtype != want:
+            psf = self.psf.double() / self.psf.double().sum((-1, -2), keepdim=True)
+            self.transfer = psf_transfer(psf, self.image_shape).to(want)
         return out
 
     def convolve(self, cube: torch.Tensor) -> torch.Tensor:
