@@ -15,7 +15,7 @@ from sedinfer.spectra.instrument import SDSS_NPIX
 
 
 def _ppxf_dir() -> Path:
-    pytest.importorskip("ppxf", reason="ppxf (test-only dependency) ships the two SDSS DR18 spectra")
+    """The two SDSS DR18 spec files shipped in the ppxf wheel (a test-only dependency: dev extra)."""
     return Path(str(resources.files("ppxf") / "spectra"))
 
 

@@ -20,11 +20,12 @@ from sedinfer.spectra.instrument import Instrument, lsf_sigma_kms, sdss_instrume
 from sedinfer.spectra.noise import SpectralNoise
 from sedinfer.spectra.priors import Couplings, MockPrior
 from sedinfer.spectra.sdss import SpectrumFileError, read_sdss
-from sedinfer.spectra.simulate import MockCatalog, MockConfig, simulate_mocks
+from sedinfer.spectra.simulate import MockCatalog, MockConfig, iter_mocks, simulate_mocks
 from sedinfer.spectra.skylines import SKY_LINES, SkyLine, sky_mask
 from sedinfer.spectra.wise import WISE_BANDS, WisePhotometry, observe_wise
 
 __all__ = ["Couplings", "Instrument", "MockCatalog", "MockConfig", "MockPrior", "NORM_WINDOW_REST_AA",
            "SKY_LINES", "SkyLine", "SpectralNoise", "SpectrumBatch", "SpectrumFileError", "WISE_BANDS",
-           "WisePhotometry", "lsf_sigma_kms", "normalise", "observe_wise", "read_sdss", "sdss_instrument",
+           "WisePhotometry", "iter_mocks", "lsf_sigma_kms", "normalise", "observe_wise", "read_sdss",
+           "sdss_instrument",
            "sdss_wave_aa", "simulate_mocks", "sky_mask"]

@@ -170,8 +170,9 @@ def iter_mocks(n: int, model, prior_kind: str = "coupled", seed: int = 0,
                instrument: Instrument | None = None, noise: SpectralNoise | None = None,
                wise_noise=None, config: MockConfig | None = None, couplings: Couplings | None = None,
                z_max: float = 0.5, chunk_galaxies: int = 2000) -> Iterator[MockCatalog]:
-    """``n`` mock galaxies in chunks of ``chunk_galaxies`` (memory bounded: about 0.1 GB per
-    1000 galaxies), chunk k drawn with :func:`chunk_seed` (seed, k); ids ``mock-<seed>-<i>``.
+    """``n`` mock galaxies in chunks of ``chunk_galaxies`` (memory bounded: a 2000-galaxy chunk
+    did not raise the 1.46 GB peak RSS of building the model's plans, measured), chunk k drawn
+    with :func:`chunk_seed` (seed, k); ids ``mock-<seed>-<i>``.
     The separable prior permutes the infrared columns within each chunk."""
     n, step = _check_n(n), _check_n(chunk_galaxies)
     prior = MockPrior(model, prior_kind, couplings=couplings, z_max=z_max)
