@@ -54,6 +54,14 @@ def test_simulated_view_round_trip(tmp_path):
         assert hdul["SCI"].data.shape == (5, 64, 64) and hdul["PSF"].data.shape == (5, 25, 25)
     cube = read_cube(path, BANDS)
     np.testing.assert_allclose(cube.image, view.image, rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(cube.psf, inst.psf.numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_bad_psf_hdu(tmp_path):
+    image, var = _galaxy_cube()
+    write_cube_fits(tmp_path / "p.fits", image, var, BANDS, psf=np.ones((4, 5, 5)))
+    with pytest.raises(ImageError, match="PSF HDU must be"):
+        read_cube(tmp_path / "p.fits", BANDS)
 
 
 def test_one_hdu_per_band_and_variance_planes(tmp_path):

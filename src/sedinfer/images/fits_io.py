@@ -10,11 +10,11 @@ band, nJy), the seed, index, view and variant.
 
 :func:`read_cube` accepts a cube HDU (``SCI``, or the first 3-D image HDU) or one 2-D HDU per band
 (named by the band, or ``SCI_<band>``, else all 2-D image HDUs in order), a variance as ``VAR``
-(cube), ``VAR_<band>`` or ``IVAR``; without one the sky variance of each band is estimated from
-the 3σ-clipped median absolute deviation of the differences of adjacent pixels (/√2: insensitive
-to a smooth source; assumes uncorrelated noise). Images larger than the stamp are cut around the
-centre; NaN or infinite pixels (and infinite variance) are masked (inverse variance 0). Errors
-name the file and what was expected.
+(cube), ``VAR_<band>`` or ``IVAR``, and an optional ``PSF`` (B, h, w). Without a variance the
+sky variance of each band is estimated from the 3σ-clipped median absolute deviation of the
+differences of adjacent pixels (/√2: insensitive to a smooth source; assumes uncorrelated noise).
+Images larger than the stamp are cut around the centre; NaN or infinite pixels (and infinite
+variance) are masked (inverse variance 0). Errors name the file and what was expected.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class ObservedCube:
     header: dict
     variance_estimated: bool
     n_masked: int
+    psf: np.ndarray | None = None
+    """The file's ``PSF`` HDU (B, h, w), each normalised to unit sum, when it has one."""
 
 
 def write_cube_fits(path: str | os.PathLike, image: np.ndarray, variance: np.ndarray,
@@ -179,15 +181,29 @@ def read_cube(path: str | os.PathLike, bands: Sequence[str] | None = None, size:
                 variance = 1.0 / np.asarray(names["IVAR"].data, dtype=np.float64)
         else:
             variance = None
+        psf = _read_psf(path, names["PSF"].data, image.shape[0]) if "PSF" in names else None
     if variance is not None and variance.shape != image.shape:
         raise ImageError(f"{path}: variance shape {variance.shape} differs from the image {image.shape}")
     image = _cut(image, size, f"{path} image")
     variance = None if variance is None else _cut(variance, size, f"{path} variance")
-    return _finish(path, image, variance, want, header, min_snr)
+    return _finish(path, image, variance, want, header, min_snr, psf)
+
+
+def _read_psf(path: Path, data: np.ndarray, n_band: int) -> np.ndarray:
+    psf = np.asarray(data, dtype=np.float64)
+    if psf.ndim == 2:
+        psf = np.broadcast_to(psf, (n_band, *psf.shape)).copy()
+    if psf.ndim != 3 or psf.shape[0] != n_band or psf.shape[1] % 2 == 0 or psf.shape[2] % 2 == 0:
+        raise ImageError(f"{path}: PSF HDU must be (B, h, w) with B = {n_band} and odd h, w "
+                         f"(or one 2-D PSF for all bands), got {psf.shape}")
+    sums = psf.sum((1, 2))
+    if not np.all(np.isfinite(psf)) or np.any(sums <= 0):
+        raise ImageError(f"{path}: PSF HDU must be finite with a positive sum in every band")
+    return psf / sums[:, None, None]
 
 
 def _finish(path: Path, image: np.ndarray, variance: np.ndarray | None, bands, header: dict,
-            min_snr: float) -> ObservedCube:
+            min_snr: float, psf: np.ndarray | None = None) -> ObservedCube:
     bad = ~np.isfinite(image)
     estimated = variance is None
     if estimated:
@@ -221,7 +237,7 @@ def _finish(path: Path, image: np.ndarray, variance: np.ndarray | None, bands, h
                          f"3x3-summed image {smooth.max():.2f} < {min_snr})")
     name = path.name.removesuffix(".fits").removesuffix(".fz")
     return ObservedCube(name, image, inv_var, tuple(bands) if bands else None, header, estimated,
-                        int(bad.sum()))
+                        int(bad.sum()), psf)
 
 
 __all__ = ["ObservedCube", "write_cube_fits", "write_view_fits", "view_header", "read_cube"]
