@@ -13,7 +13,8 @@
   power law, T_bc(λ) = exp[-τ_bc (λ / 5500 Å)^n_bc] with n_bc = ``dust1_index`` = -1 by
   default, and the diffuse ISM the Kriek & Conroy curve, T_ism(λ) = exp[-τ_ism A(λ; δ)/A_V].
   The older choice, the Kriek & Conroy curve for both, is :func:`charlot_fall` without
-  ``bc_curve``.
+  ``bc_curve``; power laws for both (the original Charlot & Fall 2000 model, FSPS
+  ``dust_type=0``, bagpipes' ``CF00``) are :func:`charlot_fall_curves`.
 
 The Kriek & Conroy curve is set to zero redwards of 3.115 µm, where the Calzetti polynomial
 reaches zero; the Drude term, a UV feature, is cut there too, so the diffuse ISM does not
@@ -106,6 +107,16 @@ def charlot_fall(terms: torch.Tensor, delta: torch.Tensor, tau_ism: torch.Tensor
         curve.mul_(-tbc[sl]).exp_()
         out[sl, :v] = torch.addcmul(old[sl, :v], curve, young[sl, :v]).mul_(t_ism)
     return out
+
+
+def charlot_fall_curves(ism_curve: torch.Tensor, bc_curve: torch.Tensor, tau_ism: torch.Tensor,
+                        tau_bc: torch.Tensor, old: torch.Tensor, young: torch.Tensor) -> torch.Tensor:
+    """Charlot & Fall attenuation exp(-τ_ism A_ism) [old + exp(-τ_bc A_bc) young] with both curves
+    A/A_V given on all W pixels, (W,) or (N, W) (e.g. the power laws of the original model,
+    Charlot & Fall 2000, FSPS ``dust_type=0``); ``tau_ism``, ``tau_bc`` (N,); ``old``, ``young``
+    (N, W)."""
+    t_ism = torch.exp(-tau_ism.unsqueeze(-1) * ism_curve)
+    return t_ism * (old + torch.exp(-tau_bc.unsqueeze(-1) * bc_curve) * young)
 
 
 def _charlot_fall_bc(terms, delta, tau_ism, tau_bc, old, young, bc_curve, rows):

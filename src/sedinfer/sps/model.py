@@ -29,7 +29,13 @@ from sedinfer.sps import parameters as P
 from sedinfer.sps.agn import torus_luminosity
 from sedinfer.sps.batching import cell_index, cell_matmul, grouped_matmul, map_chunks
 from sedinfer.sps.cosmology import CosmologyTable
-from sedinfer.sps.dust import V_BAND_AA, charlot_fall, kriek_conroy_curve, power_law_curve
+from sedinfer.sps.dust import (
+    V_BAND_AA,
+    charlot_fall,
+    charlot_fall_curves,
+    kriek_conroy_curve,
+    power_law_curve,
+)
 from sedinfer.sps.plan import (
     ENERGY_MAX_POWER_LAW_AA,
     Plan,
@@ -45,6 +51,7 @@ _DUST_PARAMS = {"none": (), "calzetti": ("av",), "cf": ("tau_bc", "tau_ism", "n_
 _DUST_ALIASES = {"charlot_fall": "cf", "charlot-fall": "cf", "cf00": "cf", None: "none", False: "none"}
 _LN10 = float(np.log(10.0))
 BIRTH_CLOUD_CURVES = ("power_law", "kc")
+ISM_CURVES = ("kc", "power_law")
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class SPSConfig:
     birth_cloud_curve: str = "power_law"
     birth_cloud_index: float = -1.0
     agn: bool = False
+    ism_curve: str = "kc"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +76,8 @@ class SPSConfig:
 
 #: settings added after models were first saved, with the values those models were trained with
 #: (sedinfer 0.1 applied the Kriek & Conroy curve to the birth clouds too)
-LEGACY_SETTINGS: dict[str, object] = {"birth_cloud_curve": "kc", "birth_cloud_index": -1.0, "agn": False}
+LEGACY_SETTINGS: dict[str, object] = {"birth_cloud_curve": "kc", "birth_cloud_index": -1.0, "agn": False,
+                                       "ism_curve": "kc"}
 
 
 def saved_model_kwargs(kwargs: Mapping, saved_config: Mapping | None) -> dict:
@@ -106,6 +115,9 @@ class SPSModel(torch.nn.Module):
         the diffuse ISM's Kriek & Conroy curve with slope n_dust (sedinfer <= 0.1 and the models
         trained with it).
     birth_cloud_index : the power-law index (FSPS ``dust1_index``, default -1).
+    ism_curve : Charlot & Fall diffuse-ISM curve: ``"kc"`` (default, Kriek & Conroy with slope
+        n_dust) or ``"power_law"``, (λ/5500 Å)^n_dust at every λ (the original Charlot & Fall
+        2000 model, FSPS ``dust_type=0``, bagpipes' ``CF00`` with n = -n_dust).
     agn : add the hot-dust emission of an AGN torus (:mod:`sedinfer.sps.agn`) with parameter
         ``f_agn``, its luminosity in units of the intrinsic bolometric stellar luminosity.
     prior : a :class:`sedinfer.priors.Prior` over ``param_names``; default: PopSED Table 1
@@ -115,7 +127,7 @@ class SPSModel(torch.nn.Module):
     def __init__(self, sfh: str = "nmf", dust: str = "cf", nebular: bool = False,
                  dust_emission: bool = False, cosmology=None, z_max: float = 1.55,
                  metallicity_interp: str = "log", prior=None, birth_cloud_curve: str = "power_law",
-                 birth_cloud_index: float = -1.0, agn: bool = False):
+                 birth_cloud_index: float = -1.0, agn: bool = False, ism_curve: str = "kc"):
         super().__init__()
         dust = _DUST_ALIASES.get(dust, dust)
         if dust not in _DUST_PARAMS:
@@ -128,6 +140,8 @@ class SPSModel(torch.nn.Module):
         if birth_cloud_curve not in BIRTH_CLOUD_CURVES:
             raise ValueError(f"birth_cloud_curve must be one of {BIRTH_CLOUD_CURVES}, "
                              f"got {birth_cloud_curve!r}")
+        if ism_curve not in ISM_CURVES:
+            raise ValueError(f"ism_curve must be one of {ISM_CURVES}, got {ism_curve!r}")
         birth_cloud_index = float(birth_cloud_index)
         if not -4.0 <= birth_cloud_index <= 2.0:
             raise ValueError(f"birth_cloud_index must be in [-4, 2] (FSPS default -1), "
@@ -141,7 +155,7 @@ class SPSModel(torch.nn.Module):
         self.config = SPSConfig(sfh=sfh, dust=dust, nebular=bool(nebular), dust_emission=bool(dust_emission),
                                 cosmology=name, z_max=float(z_max), metallicity_interp=metallicity_interp,
                                 birth_cloud_curve=birth_cloud_curve, birth_cloud_index=birth_cloud_index,
-                                agn=bool(agn))
+                                agn=bool(agn), ism_curve=ism_curve)
         names = ["redshift", "log_mass", "log_z", *self.sfh.param_names, *_DUST_PARAMS[dust]]
         if nebular:
             names.append("log_u")
@@ -191,6 +205,7 @@ class SPSModel(torch.nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         bc = f", birth_cloud_curve={c.birth_cloud_curve!r}" if c.dust == "cf" else ""
+        bc += f", ism_curve={c.ism_curve!r}" if c.dust == "cf" and c.ism_curve != "kc" else ""
         if c.dust == "cf" and c.birth_cloud_curve == "power_law":
             bc += f", birth_cloud_index={c.birth_cloud_index}"
         bc += ", agn=True" if c.agn else ""
@@ -217,7 +232,8 @@ class SPSModel(torch.nn.Module):
         hi = max(float(w[-1]) for w, _ in curves)
         key = ("phot", tuple(filters.names), hash(filters))
         c = self.config
-        upper = ENERGY_MAX_POWER_LAW_AA if c.dust == "cf" and c.birth_cloud_curve == "power_law" else None
+        power = c.birth_cloud_curve == "power_law" or c.ism_curve == "power_law"
+        upper = ENERGY_MAX_POWER_LAW_AA if c.dust == "cf" and power else None
         energy = None if not c.dust_emission else energy_grid(wave_hi_aa=upper) if upper else energy_grid()
         return self._plan(key, lambda: photometry_grid(lo, hi, self.config.z_max), curves, energy)
 
@@ -323,6 +339,8 @@ class SPSModel(torch.nn.Module):
         """Charlot & Fall attenuated L_λ (N, W) and nebular lines (N, L) (or None): the lines,
         from the young stars' H II regions, see both components."""
         tau_ism, tau_bc = p["tau_ism"].unsqueeze(-1), p["tau_bc"].unsqueeze(-1)
+        if self.config.ism_curve == "power_law":
+            return self._charlot_fall_power_laws(p, plan, old, young, lines)
         if self.config.birth_cloud_curve == "kc":
             lum = charlot_fall(plan.curve_terms, p["n_dust"], p["tau_ism"], p["tau_bc"], old, young)
             if lines is None:
@@ -337,6 +355,22 @@ class SPSModel(torch.nn.Module):
             return lum, None
         tau = tau_ism * kriek_conroy_curve(*plan.line_terms, p["n_dust"]) + tau_bc * power_law_curve(
             plan.line_terms[2], index)
+        return lum, lines * torch.exp(-tau)
+
+    def _charlot_fall_power_laws(self, p, plan: Plan, old, young, lines):
+        """:meth:`_charlot_fall` with the diffuse ISM on the power law (λ/5500 Å)^n_dust; the birth
+        clouds on their own power law, or (``birth_cloud_curve="kc"``, "the ISM curve") the same."""
+        c = self.config
+        same = c.birth_cloud_curve == "kc"
+        ln_ratio = torch.log(plan.wave_aa / V_BAND_AA)
+        ism = power_law_curve(ln_ratio, p["n_dust"])
+        bc = ism if same else power_law_curve(ln_ratio, c.birth_cloud_index)
+        lum = charlot_fall_curves(ism, bc, p["tau_ism"], p["tau_bc"], old, young)
+        if lines is None:
+            return lum, None
+        ism_l = power_law_curve(plan.line_terms[2], p["n_dust"])
+        bc_l = ism_l if same else power_law_curve(plan.line_terms[2], c.birth_cloud_index)
+        tau = p["tau_ism"].unsqueeze(-1) * ism_l + p["tau_bc"].unsqueeze(-1) * bc_l
         return lum, lines * torch.exp(-tau)
 
     def _nebular(self, p, plan: Plan, young_mass: torch.Tensor) -> torch.Tensor:
