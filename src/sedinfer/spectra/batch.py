@@ -37,22 +37,22 @@ def normalise(wave_obs_aa: np.ndarray, flux: np.ndarray, mask: np.ndarray, z: np
     rest = wave_obs_aa[None, :] / (1.0 + np.where(np.isfinite(z), z, 0.0))[:, None]
     inside = (rest >= window_rest_aa[0]) & (rest <= window_rest_aa[1])
     use = inside & ~np.asarray(mask, dtype=bool) & np.isfinite(flux)
-    norm = np.full(flux.shape[0], np.nan)
-    reason = np.full(flux.shape[0], "", dtype=object)
+    count = use.sum(-1)
+    enough = count >= min_pixels
+    med = np.full(flux.shape[0], np.nan)
+    if enough.any():
+        med[enough] = np.nanmedian(np.where(use[enough], flux[enough], np.nan), axis=-1)
     lo, hi = window_rest_aa
-    for i in range(flux.shape[0]):
-        n = int(use[i].sum())
+    reason = np.full(flux.shape[0], "", dtype=object)
+    for i in np.flatnonzero(~np.isfinite(z) | ~enough | ~(med > 0)):
         if not np.isfinite(z[i]):
             reason[i] = "no redshift to place the normalisation window"
-        elif n < min_pixels:
-            reason[i] = (f"{n} unmasked pixels in rest-frame {lo:g}-{hi:g} A (need {min_pixels}; "
+        elif not enough[i]:
+            reason[i] = (f"{count[i]} unmasked pixels in rest-frame {lo:g}-{hi:g} A (need {min_pixels}; "
                          f"z = {z[i]:.4g})")
         else:
-            med = float(np.median(flux[i, use[i]]))
-            if med > 0:
-                norm[i] = med
-            else:
-                reason[i] = f"median flux {med:.3g} <= 0 in rest-frame {lo:g}-{hi:g} A"
+            reason[i] = f"median flux {med[i]:.3g} <= 0 in rest-frame {lo:g}-{hi:g} A"
+    norm = np.where(reason == "", med, np.nan)
     return norm, reason.astype(str)
 
 
@@ -136,15 +136,11 @@ def assemble(wave_obs_aa: np.ndarray, flux: np.ndarray, ivar: np.ndarray, mask: 
     ivar = np.asarray(ivar, dtype=np.float64)
     n = flux.shape[0]
     mask = np.asarray(mask, dtype=bool) | ~np.isfinite(flux) | ~np.isfinite(ivar) | (ivar <= 0)
-    reason = np.array(["" if reason_in is None else str(r) for r in
-                       (reason_in if reason_in is not None else [None] * n)], dtype=object)
-    for i in range(n):
-        if reason[i]:
-            continue
-        if not np.isfinite(flux[i]).any():
-            reason[i] = "flux is NaN or infinite in every pixel"
-        elif mask[i].all():
-            reason[i] = "every pixel is masked (and_mask, ivar <= 0, non-finite or sky line)"
+    reason = (np.full(n, "", dtype=object) if reason_in is None
+              else np.array([str(r) for r in reason_in], dtype=object))
+    fresh = reason == ""
+    reason[fresh & mask.all(-1)] = "every pixel is masked (and_mask, ivar <= 0, non-finite or sky line)"
+    reason[fresh & ~np.isfinite(flux).any(-1)] = "flux is NaN or infinite in every pixel"
     norm, why = normalise(wave_obs_aa, np.where(mask, np.nan, flux), mask, z, window_rest_aa)
     reason = np.where(reason == "", why, reason)
     ok = reason == ""

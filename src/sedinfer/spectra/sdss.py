@@ -124,7 +124,7 @@ def read_spec_file(path: str | os.PathLike, instrument: Instrument | None = None
     ident = (f"{int(plate[0]):04d}-{int(plate[1]):05d}-{int(plate[2]):04d}" if len(plate) == 3
              else path.name.split(".")[0].removeprefix("spec-"))
     on = (idx >= 0) & (idx < inst.n_pix)
-    full_flux = np.zeros(inst.n_pix)
+    full_flux = np.full(inst.n_pix, np.nan)          # uncovered pixels: no data (and masked)
     full_ivar = np.zeros(inst.n_pix)
     full_bad = np.ones(inst.n_pix, dtype=bool)
     src = np.flatnonzero(good_lam)[on]
@@ -136,9 +136,7 @@ def read_spec_file(path: str | os.PathLike, instrument: Instrument | None = None
     if not on.any() and not reason:
         reason = f"no pixel of the file falls on the {inst.name} grid"
     lsf = float(np.median(wdisp[src]) * inst.pixel_kms) if wdisp is not None and src.size else np.nan
-    all_nan = src.size > 0 and not np.isfinite(flux[src]).any()
-    return {"flux": np.where(np.isfinite(full_flux), full_flux, np.nan) if not all_nan else
-            np.full(inst.n_pix, np.nan), "ivar": full_ivar, "mask": full_bad, "z": z, "z_err": z_err,
+    return {"flux": full_flux, "ivar": full_ivar, "mask": full_bad, "z": z, "z_err": z_err,
             "spec_class": cls, "id": ident, "lsf_sigma_kms": lsf, "reason": reason}
 
 
