@@ -114,10 +114,11 @@ def test_saved_model_kwargs_pin_settings_added_later():
 
     legacy = {"sfh": "nmf", "dust": "cf", "nebular": False}                     # sedinfer 0.1
     assert saved_model_kwargs({}, legacy) == {"birth_cloud_curve": "kc", "birth_cloud_index": -1.0,
-                                              "agn": False}
+                                              "agn": False, "ism_curve": "kc"}
     new = si.SPSModel(birth_cloud_index=-0.7).config.to_dict()
     kw = saved_model_kwargs({"nebular": True}, new)
-    assert kw == {"nebular": True, "birth_cloud_curve": "power_law", "birth_cloud_index": -0.7, "agn": False}
+    assert kw == {"nebular": True, "birth_cloud_curve": "power_law", "birth_cloud_index": -0.7, "agn": False,
+                  "ism_curve": "kc"}
     assert si.SPSModel(**kw).config.birth_cloud_index == -0.7
     with pytest.raises(ValueError, match="birth_cloud_curve"):
         si.SPSModel(birth_cloud_curve="calzetti")
