@@ -11,7 +11,8 @@ spectra and filter photometry. For N galaxies, A age bins, Z metallicities and W
    (λ/5500 Å)^-1 as in FSPS/PROVABGS (or, as an option, the ISM curve) + diffuse ISM with the
    Kriek & Conroy curve; with dust emission, the absorbed luminosity is re-emitted with a DL07
    template (energy balance);
-5. redshift, IGM and luminosity distance; filter fluxes by a tabulated projection.
+5. optionally (``agn=True``) the hot-dust emission of an AGN torus (:mod:`sedinfer.sps.agn`);
+6. redshift, IGM and luminosity distance; filter fluxes by a tabulated projection.
 
 Everything is a torch operation on the whole batch; gradients flow to every continuous
 parameter. float32 by default; ``model.double()`` for float64.
@@ -102,7 +103,8 @@ class SPSModel(torch.nn.Module):
     ----------
     sfh : ``"nmf"`` (PopSED, default), ``"delayed"``, ``"exponential"``, ``"constant"``,
         ``"burst"``, ``"binned"``, or ``"<parametric>+burst"``.
-    dust : ``"cf"`` (Charlot & Fall with the Kriek & Conroy slope, default), ``"calzetti"`` or
+    dust : ``"cf"`` (Charlot & Fall: birth clouds on a power law, diffuse ISM on the Kriek & Conroy
+        curve with slope n_dust; default), ``"calzetti"`` or
         ``"none"``.
     nebular, dust_emission : switch on Cloudy nebular emission (``log_u``) and DL07 dust
         emission with energy balance (``qpah``, ``umin``, ``gamma``).
