@@ -6,6 +6,8 @@ Heavy imports happen inside the run function so ``sedinfer --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -35,6 +37,11 @@ def _selection(text: str) -> tuple[str, float]:
         return band.strip(), float(limit)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected BAND<LIMIT (e.g. sdss_r0<19.8), got {text!r}") from None
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, without the source line Python's default format adds."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def add_population(p: argparse.ArgumentParser) -> None:
@@ -90,29 +97,8 @@ def add_population(p: argparse.ArgumentParser) -> None:
     f.add_argument(
         "--entropy-weight",
         type=float,
-        default=0.1,
-        help="initial weight of KL(q || uniform) in the loss; 0 for PopSED's recipe (default: 0.1)",
-    )
-    f.add_argument(
-        "--entropy-spread",
-        type=float,
-        default=3.0,
-        help="members' entropy weights spread log-evenly over weight/S..weight*S (default: 3; 1: all equal)",
-    )
-    f.add_argument(
-        "--reference-scatter",
-        type=float,
         default=None,
-        help="each member's entropy term pulls towards its own random reference density of scatter S "
-        "(default: FitConfig's, 1; 0: the uniform box for all)",
-    )
-    f.add_argument(
-        "--reference-family",
-        choices=("beta", "tilt", "partition"),
-        default=None,
-        help="random references: Beta with ln a, ln b = S*|N(0, 1)|, log-quadratic tilts with "
-        "coefficients S*N(0, 1), or random smooth shapes balanced so that the members average to the "
-        "uniform box (default: FitConfig's, partition)",
+        help="initial weight of KL(q || uniform box) in the loss; 0 for PopSED's recipe (default: 0.1)",
     )
     f.add_argument(
         "--marginal-weight",
@@ -120,16 +106,6 @@ def add_population(p: argparse.ArgumentParser) -> None:
         default=None,
         help="share of the loss on the 1-D distribution of every band and colour, in [0, 1] "
         "(default: 0.5; 0 for PopSED's loss)",
-    )
-    f.add_argument(
-        "--no-whiten",
-        action="store_true",
-        help="compare raw magnitudes (PopSED) instead of magnitudes whitened by the catalog's covariance",
-    )
-    f.add_argument(
-        "--no-bootstrap",
-        action="store_true",
-        help="train every flow on the whole catalog (default: each on its own bootstrap resample)",
     )
     f.add_argument(
         "--bound",
@@ -158,11 +134,17 @@ def add_population(p: argparse.ArgumentParser) -> None:
     )
     f.add_argument("--device", help="torch device (default: cuda when available)")
     f.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    r = p.add_argument_group("execution")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="train the flows side by side on a Dask cluster at ADDRESS; 'local' starts a "
+                        "LocalCluster (each flow resumes from its checkpoint)")
+    r.add_argument("--workers", type=positive_int, default=None,
+                   help="workers of --scheduler local (default: number of CPUs)")
     p.add_argument(
         "--demo",
         action="store_true",
-        help="fit the shipped 10^4-galaxy PopSED mock (2 flows x 60 epochs, a few minutes) and compare "
-        "with its truth",
+        help="fit the shipped 10^4-galaxy PopSED mock (2 flows x 60 epochs, a few minutes; --n-flows and "
+        "--epochs change that) and compare with its truth",
     )
 
 
@@ -171,7 +153,8 @@ def cmd_population(args: argparse.Namespace) -> int:
 
     from sedinfer import Filters, SPSModel
     from sedinfer.errors import SedinferError
-    from sedinfer.population.fit import FitConfig
+    from sedinfer.population.config import DEFAULT_STEPS, FitConfig
+    from sedinfer.population.fit import PopulationWarning
     from sedinfer.population.forward import SoftMagnitudeLimit
     from sedinfer.population.runner import run_population
     from sedinfer.posterior.columns import column_map
@@ -212,7 +195,8 @@ def cmd_population(args: argparse.Namespace) -> int:
 
         columns.check(catalog_columns(catalog), catalog)
         n_rows = len(read_catalog(catalog, columns=[columns.flux[0]]))
-        epochs = max(1, round(2250 / max(1, n_rows // args.batch_size)))
+        epochs = max(1, round(DEFAULT_STEPS / max(1, n_rows // args.batch_size)))
+    overrides = {"entropy_weight": args.entropy_weight, "marginal_weight": args.marginal_weight}
     config = FitConfig(
         epochs=epochs,
         batch_size=args.batch_size,
@@ -220,30 +204,29 @@ def cmd_population(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         loss=args.loss,
         seed=args.seed,
-        entropy_weight=args.entropy_weight,
-        entropy_spread=args.entropy_spread,
-        whiten=not args.no_whiten,
-        **({} if args.marginal_weight is None else {"marginal_weight": args.marginal_weight}),
-        **({} if args.reference_scatter is None else {"reference_scatter": args.reference_scatter}),
-        **({} if args.reference_family is None else {"reference_family": args.reference_family}),
-        bootstrap=not args.no_bootstrap,
+        **{k: v for k, v in overrides.items() if v is not None},
     )
-    run = run_population(
-        catalog,
-        out,
-        columns,
-        model=model,
-        filters=filters,
-        n_flows=n_flows,
-        config=config,
-        bounds=(low, high),
-        selection=selection,
-        noise=None if args.noise == "none" else args.noise,
-        n_samples=args.samples,
-        drop_bad_rows=args.drop_bad_rows,
-        progress=not args.no_progress,
-        device=args.device,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PopulationWarning)
+        warnings.showwarning = _print_warning
+        run = run_population(
+            catalog,
+            out,
+            columns,
+            model=model,
+            filters=filters,
+            n_flows=n_flows,
+            config=config,
+            bounds=(low, high),
+            selection=selection,
+            noise=None if args.noise == "none" else args.noise,
+            n_samples=args.samples,
+            drop_bad_rows=args.drop_bad_rows,
+            progress=not args.no_progress,
+            device=args.device,
+            scheduler=args.scheduler,
+            workers=args.workers,
+        )
     for path in run.files:
         print(f"wrote {path}")
     print(run.line())

@@ -27,7 +27,9 @@ import torch
 from sedinfer.atomic import write_text
 from sedinfer.errors import CatalogError
 from sedinfer.population.data import observed_magnitudes
+from sedinfer.population.fit import PopulationWarning
 from sedinfer.population.forward import selection_probability
+from sedinfer.population.support import unexplained_fraction, warn_if_unexplained
 from sedinfer.population.validation import keep_with_probability, photometry_c2st
 from sedinfer.units import POGSON
 
@@ -44,14 +46,21 @@ class PopulationRun:
     seconds: float
     files: list[Path] = field(default_factory=list)
     photometry_c2st: float = float("nan")
+    unexplained_fraction: float = float("nan")
 
     def line(self) -> str:
         return (
-            f"fitted {self.n_galaxies} galaxies ({self.n_dropped} dropped) in {self.seconds:.0f} s; "
-            f"catalog vs synthetic photometry C2ST accuracy {self.photometry_c2st:.3f} "
-            "(0.5: indistinguishable); "
+            f"fitted {self.n_galaxies} galaxies ({self.n_dropped} rows with bad fluxes dropped) in "
+            f"{self.seconds:.0f} s; catalog vs synthetic photometry C2ST accuracy {self.photometry_c2st:.3f} "
+            f"(0.5: indistinguishable); {self.unexplained_fraction:.1%} of the catalog not reproduced; "
             f"outputs in {self.out_dir}"
         )
+
+
+def describe_box(pop: Any) -> str:
+    """The population's box as 'name low-high, ...' (for messages)."""
+    return ", ".join(f"{n} {lo:.3g}-{hi:.3g}" for n, lo, hi in
+                     zip(pop.param_names, pop.low.tolist(), pop.high.tolist(), strict=True))
 
 
 def catalog_magnitudes(
@@ -109,10 +118,10 @@ def run_population(
     drop_bad_rows: bool = False,
     progress: bool = True,
     device: str | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> PopulationRun:
     """Fit the population of ``catalog`` and write the outputs listed above into ``out_dir``."""
-    from dataclasses import replace
-
     from sedinfer.catalog import read_catalog, write_catalog
     from sedinfer.population import plots
     from sedinfer.population.fit import fit
@@ -125,7 +134,6 @@ def run_population(
     columns.check(table.colnames, catalog)
     _, flux, err, _ = columns.arrays(table)
     mags, errs, keep = catalog_magnitudes(flux, err, tuple(filters.names), drop_bad_rows)
-    config = replace(config, checkpoint_dir=str(out / "checkpoints"))
     pop = fit(
         mags,
         errs,
@@ -138,6 +146,9 @@ def run_population(
         device=device,
         noise=noise,
         bounds=bounds,
+        checkpoint_dir=out / "checkpoints",
+        scheduler=scheduler,
+        workers=workers,
     )
     fit_seconds = time.perf_counter() - start
     files = [pop.save(out / "population.pt")]
@@ -177,6 +188,8 @@ def run_population(
         syn_mags = keep_with_probability(syn_mags, p.detach().numpy(), config.seed)
     syn = {b: syn_mags[:, j] for j, b in enumerate(bands)}
     c2st = photometry_c2st(obs_mags, syn_mags, seed=config.seed)
+    unexplained = unexplained_fraction(obs_mags, syn_mags, seed=config.seed)
+    warn_if_unexplained(unexplained, describe_box(pop), PopulationWarning)
     files.append(
         plots.corner(
             [obs, syn],
@@ -205,6 +218,8 @@ def run_population(
         "fit_seconds": round(fit_seconds, 1),
         "photometry_c2st": {**c2st, "meaning": "classifier accuracy, catalog vs synthetic photometry of the "
                             "inferred population; 0.5: indistinguishable"},
+        "unexplained_fraction": {"value": unexplained, "meaning": "share of the catalog whose photometry the "
+                                 "fitted population does not produce (population/support.py)"},
         "monitor": [
             {k: h[k] for k in ("seed", "monitor_initial", "monitor_final", "monitor_floor", "seconds")}
             for h in pop.history
@@ -220,7 +235,7 @@ def run_population(
         )
     files.append(write_text(out / "run.json", json.dumps(run, indent=1, default=float)))
     return PopulationRun(out, int(keep.sum()), int((~keep).sum()), time.perf_counter() - start, files,
-                         c2st["accuracy"])
+                         c2st["accuracy"], unexplained)
 
 
 __all__ = ["FIGURE_COLUMNS", "PopulationRun", "catalog_magnitudes", "run_population"]

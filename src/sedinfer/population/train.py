@@ -6,8 +6,7 @@ loss to a mini-batch of the observed catalog at the scheduled blur, with Adam an
 learning rate (Smith & Topin 2017; PopSED, Li et al. 2024, §2.5).
 
 To the distance is added λ(t)·KL(q ‖ uniform over the box) = λ(t)·(E_q[log q] + log V), with
-λ(t) = ``entropy_weight``·exp(−``entropy_decay``·t/T): an annealed pull towards the uniform prior
-(or towards the member's random reference density, :mod:`~sedinfer.population.reference`).
+λ(t) = ``entropy_weight``·exp(−6 t/T): an annealed pull towards the uniform prior.
 Without it (``entropy_weight=0``, PopSED's recipe) flows fitted to the PopSED mock collapse within
 tens of steps into corners of the box (maximal mass and grey dust at high z), a local optimum
 whose photometry is close to, but measurably worse than, that of the true population; see
@@ -29,7 +28,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -37,13 +36,23 @@ from torch import Tensor
 from sedinfer.atomic import save_torch
 from sedinfer.errors import ParameterError, SedinferError
 from sedinfer.noise import anti_annealing_factor
+from sedinfer.population.config import (
+    BLUR,
+    CLIP_GRAD_NORM,
+    ENTROPY_DECAY,
+    LR_DIV_FACTOR,
+    LR_FINAL_DIV_FACTOR,
+    LR_PCT_START,
+    MONITOR_SIZE,
+    N_PROJECTIONS,
+    NOISE_R0,
+    NOISE_TAU,
+    SINKHORN_SCALING,
+    FitConfig,
+)
 from sedinfer.population.flow import BoxFlow
 from sedinfer.population.forward import ForwardModel
 from sedinfer.population.losses import marginal_directions, population_loss, whitening_matrix
-from sedinfer.population.reference import RECORD_KEYS, log_reference
-
-if TYPE_CHECKING:
-    from sedinfer.population.fit import FitConfig
 
 MONITOR_SEED = 7919
 
@@ -57,23 +66,24 @@ def _loss(config: FitConfig, x: Tensor, y: Tensor, blur: float, w: Tensor | None
           gen: torch.Generator | None, metric: Tensor | None = None, dirs: Tensor | None = None) -> Tensor:
     if metric is not None:
         x, y = x @ metric, y @ metric
-    return population_loss(config.loss, x, y, blur=blur, scaling=config.sinkhorn_scaling,
-                           n_projections=config.n_projections, x_weights=w, generator=gen,
+    return population_loss(config.loss, x, y, blur=blur, scaling=SINKHORN_SCALING,
+                           n_projections=N_PROJECTIONS, x_weights=w, generator=gen,
                            marginal_weight=config.marginal_weight, marginal_dirs=dirs)
 
 
 class Monitor:
-    """Fixed-draw loss of a flow against a fixed catalog subset, and the data-vs-data floor."""
+    """Fixed-draw loss of a flow against a fixed catalog subset, and the data-vs-data floor; holds the
+    whitening matrix of the catalog and the band/colour axes of the marginal term."""
 
     def __init__(self, forward: ForwardModel, observed: Tensor, config: FitConfig, device: torch.device):
         self.forward, self.config, self.device = forward, config, device
-        self.metric = whitening_matrix(observed) if config.whiten else None
+        self.metric = whitening_matrix(observed)
         self.axes = (marginal_directions(observed.shape[1], self.metric).to(device)
                      if config.marginal_weight > 0 else None)
         n = observed.shape[0]
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(MONITOR_SEED)).to(device)
-        self.y = observed[perm[:min(n, config.monitor_size)]]
-        half = min(n // 2, config.monitor_size)
+        self.y = observed[perm[:min(n, MONITOR_SIZE)]]
+        half = min(n // 2, MONITOR_SIZE)
         self.halves = (observed[perm[:half]], observed[perm[half:2 * half]]) if half >= 1 else None
 
     def _gen(self) -> torch.Generator:
@@ -82,14 +92,14 @@ class Monitor:
     @torch.no_grad()
     def __call__(self, flow: BoxFlow) -> float:
         gen = self._gen()
-        x, w, _ = self.forward(flow.sample(self.config.monitor_size, gen), 1.0, gen)
-        return float(_loss(self.config, x, self.y, self.config.blur.stop, w, gen, self.metric, self.axes))
+        x, w, _ = self.forward(flow.sample(MONITOR_SIZE, gen), 1.0, gen)
+        return float(_loss(self.config, x, self.y, BLUR.stop, w, gen, self.metric, self.axes))
 
     @torch.no_grad()
     def floor(self) -> float:
         if self.halves is None:
             return 0.0
-        return float(_loss(self.config, *self.halves, self.config.blur.stop, None, self._gen(), self.metric,
+        return float(_loss(self.config, *self.halves, BLUR.stop, None, self._gen(), self.metric,
                            self.axes))
 
 
@@ -99,24 +109,22 @@ def _state_dict(flow, opt, sched, gens, state, fp) -> dict[str, Any]:
             "state_json": json.dumps(state)}
 
 
-def _member_settings(config: FitConfig, rows: Tensor | None, reference: Tensor | None) -> list[Any]:
-    """What makes one member differ from the others of its run (its entropy weight, catalog rows
-    and reference density), so that a checkpoint is resumed only by the member that wrote it."""
-    digest = None if rows is None else hashlib.sha256(rows.cpu().numpy().tobytes()).hexdigest()[:16]
-    return [config.entropy_weight, digest, None if reference is None else reference.tolist()]
+def _rows_digest(rows: Tensor | None) -> str | None:
+    """What makes one member differ from the others of its run besides its seed (its bootstrap
+    rows), so that a checkpoint is resumed only by the member that wrote it."""
+    return None if rows is None else hashlib.sha256(rows.cpu().numpy().tobytes()).hexdigest()[:16]
 
 
 def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: FitConfig, *, batch_size: int,
                  steps_per_epoch: int, device: torch.device, run_id: str, checkpoint: Path | None = None,
-                 progress: bool = True, label: str = "flow", rows: Tensor | None = None,
-                 reference: Tensor | None = None) -> tuple[BoxFlow, dict[str, Any]]:
+                 progress: bool = True, label: str = "flow",
+                 rows: Tensor | None = None) -> tuple[BoxFlow, dict[str, Any]]:
     """Train one flow with ``seed``; returns it (eval mode) and its history record.
 
     ``observed`` (N, B) asinh magnitudes on ``device``; ``run_id`` identifies data and settings
     (a checkpoint written for another run is refused). ``rows`` (M,): the catalog rows this
     member trains on (e.g. a bootstrap resample; default all); the monitor always uses the
-    whole catalog. ``reference``: parameters of the entropy term's reference density, of
-    ``config.reference_family`` (:mod:`~sedinfer.population.reference`; default: uniform box).
+    whole catalog.
     """
     sim = forward.simulator
     devices = [device] if device.type == "cuda" else []
@@ -126,10 +134,10 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
     total = config.epochs * steps_per_epoch
     opt = torch.optim.Adam(flow.parameters(), lr=config.learning_rate)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=config.learning_rate, total_steps=total, pct_start=config.lr_pct_start,
-        div_factor=config.lr_div_factor, final_div_factor=config.lr_final_div_factor)
+        opt, max_lr=config.learning_rate, total_steps=total, pct_start=LR_PCT_START,
+        div_factor=LR_DIV_FACTOR, final_div_factor=LR_FINAL_DIV_FACTOR)
     gen = torch.Generator(device=device).manual_seed(seed)
-    fp = fingerprint([run_id, seed, *_member_settings(config, rows, reference)])
+    fp = fingerprint([run_id, seed, _rows_digest(rows)])
     state: dict[str, Any] = {"seed": seed, "step": 0, "seconds": 0.0, "epochs": [], "done": False,
                              "monitor_initial": None, "monitor_final": None, "monitor_floor": None}
     if checkpoint is not None and checkpoint.exists():
@@ -162,15 +170,12 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
             order = rows[order.to(device)]
         idx = order[(pos * batch_size + torch.arange(batch_size, device=device)) % n]
-        r = anti_annealing_factor(step, total, config.r0, config.tau)
-        blur = config.blur(step, total)
-        lam = config.entropy_weight * math.exp(-config.entropy_decay * step / total)
+        r = anti_annealing_factor(step, total, NOISE_R0, NOISE_TAU)
+        blur = BLUR(step, total)
+        lam = config.entropy_weight * math.exp(-ENTROPY_DECAY * step / total)
         if lam > 0:
             theta, log_q = flow.sample_and_log_prob(config.n_simulated, gen)
             kl = log_q.mean() + log_volume
-            if reference is not None:
-                unit = (theta - flow.low) / (flow.high - flow.low)
-                kl = kl - log_reference(config.reference_family, unit, reference).mean()
         else:
             theta, kl = flow.sample(config.n_simulated, gen), None
         x, w, kept = forward(theta, r, gen)
@@ -181,8 +186,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
                                 "simulator, the catalog and the learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if config.clip_grad_norm:
-            torch.nn.utils.clip_grad_norm_(flow.parameters(), config.clip_grad_norm)
+        torch.nn.utils.clip_grad_norm_(flow.parameters(), CLIP_GRAD_NORM)
         opt.step()
         sched.step()
         state["step"] = step + 1
@@ -194,7 +198,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
             state["seconds"] = round(time.perf_counter() - start, 3)
             state["epochs"].append({"epoch": epoch + 1, "step": state["step"],
                                     "loss": loss_sum / done_in_epoch, "blur": blur, "noise_factor": r,
-                                    "kl_reference": kl_sum / done_in_epoch, "entropy_weight": lam,
+                                    "kl_uniform": kl_sum / done_in_epoch, "entropy_weight": lam,
                                     "lr": sched.get_last_lr()[0], "negative_fluxes_kept": kept_sum,
                                     "seconds": state["seconds"]})
             bar.set_postfix(loss=f"{loss_sum / done_in_epoch:.4g}", blur=blur, R=f"{r:.2f}")
@@ -210,9 +214,6 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
             save_torch(_state_dict(flow, opt, sched, [gen], state, fp), checkpoint)
     record = {k: state[k] for k in ("seed", "monitor_initial", "monitor_final", "monitor_floor", "seconds",
                                     "epochs")}
-    record["entropy_weight"] = config.entropy_weight
-    if reference is not None:
-        record[RECORD_KEYS[config.reference_family]] = reference.tolist()
     return flow, record
 
 

@@ -2,15 +2,16 @@
 
 Per parameter (and derived quantity): the 1-D Wasserstein distance W1 and the two-sample
 Kolmogorov–Smirnov statistic between the true values and samples of the fitted population, for
-the ensemble and for each flow; and the *coverage* of the truth by the ensemble: on histogram
-bins spanning the truth's 1–99 % range, the fraction of bins where the true density lies within
-the spread of the flows (their min–max envelope widened by the truth's Poisson error in the bin).
-W1 is also given in units of the truth's standard deviation so that parameters compare.
+the ensemble and for each flow (W1 also in units of the truth's standard deviation so that
+parameters compare); and whether the ensemble's stated spread is right: at the quantile levels
+5 %, 10 %, ..., 95 % of each marginal, is the true quantile inside the central 68 % band of the
+members' quantiles? Over independent fits (mock realisations) the share of hits is compared with
+the share a calibrated ensemble of the same size gets, simulated with the same function
+(:func:`calibrated_band_rate`: exchangeable truth and members).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,59 +48,52 @@ def marginal_distances(truth: Any, samples: Any, names: Sequence[str]) -> dict[s
     return out
 
 
-def ensemble_coverage(
-    truth: Any, member_samples: Sequence[Any], names: Sequence[str], bins: int = 20
-) -> dict[str, float]:
-    """{name: fraction of bins where the true density lies inside the flows' envelope}."""
-    t = _columns(truth, len(names), "truth")
-    members = [_columns(m, len(names), "member samples") for m in member_samples]
-    if len(members) < 2:
-        raise ParameterError("coverage needs at least two ensemble members")
-    out = {}
-    for j, name in enumerate(names):
-        col = t[:, j][np.isfinite(t[:, j])]
-        lo, hi = np.percentile(col, [1, 99])
-        if not hi > lo:
-            out[name] = float("nan")
-            continue
-        edges = np.linspace(lo, hi, bins + 1)
-        width = edges[1] - edges[0]
-        counts, _ = np.histogram(col, edges)
-        dens = counts / (col.size * width)
-        err = np.sqrt(np.maximum(counts, 1)) / (col.size * width)
-        flows = np.array([np.histogram(m[:, j], edges)[0] / (m.shape[0] * width) for m in members])
-        inside = (dens + err >= flows.min(0)) & (dens - err <= flows.max(0))
-        out[name] = float(inside.mean())
-    return out
+#: quantile levels at which a member's marginal is compared with the true one
+QUANTILE_LEVELS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
+#: the ensemble's stated band: the central 68 % of the members' values
+BAND = (16.0, 84.0)
 
 
-def coverage_by_ensemble_size(
-    truth: Any,
-    member_samples: Sequence[Any],
-    names: Sequence[str],
-    n_subsets: int = 20,
-    seed: int = 0,
-    bins: int = 20,
-) -> dict[int, dict[str, float]]:
-    """{m: {name: mean coverage of random m-member subsets}} for m = 2 ... K.
+def marginal_quantiles(samples: Any, names: Sequence[str],
+                       levels: Sequence[float] = QUANTILE_LEVELS) -> np.ndarray:
+    """Quantiles (L, D) of each column of ``samples`` (N, D) at ``levels``."""
+    x = _columns(samples, len(names), "samples")
+    return np.stack([np.nanquantile(x[:, j], levels) for j in range(len(names))], axis=1)
 
-    How the coverage of an ensemble grows with its size: the min–max envelope of more members is
-    wider, so coverage rises with K towards the fraction of bins the method can reach at all.
-    Up to ``n_subsets`` distinct subsets per size (all of them where there are fewer), seeded.
-    """
-    k = len(member_samples)
-    if k < 2:
-        raise ParameterError("coverage needs at least two ensemble members")
+
+def band_hits(true_quantiles: np.ndarray, member_quantiles: np.ndarray) -> np.ndarray:
+    """Whether each true quantile (L, D) lies inside the central 68 % band (16th–84th percentile,
+    linear interpolation) of the K members' quantiles (K, L, D): a boolean (L, D) array."""
+    if member_quantiles.ndim != 3 or member_quantiles.shape[0] < 2:
+        raise ParameterError("the quantile band needs at least two ensemble members, (K >= 2, L, D)")
+    lo, hi = np.percentile(member_quantiles, BAND, axis=0)
+    return (true_quantiles >= lo) & (true_quantiles <= hi)
+
+
+def calibrated_band_rate(n_members: int, n_trials: int = 200_000, seed: int = 0) -> float:
+    """The rate at which :func:`band_hits` holds for a calibrated ensemble of ``n_members``: the
+    truth and the members exchangeable (i.i.d. draws), simulated with the same function. It tends
+    to 0.68 for many members and is lower for few (the band of K draws is itself noisy)."""
     rng = np.random.default_rng(seed)
-    out = {}
-    for m in range(2, k + 1):
-        if math.comb(k, m) <= n_subsets:
-            subsets = list(itertools.combinations(range(k), m))
-        else:  # distinct random subsets, in the order drawn
-            draws = (tuple(sorted(rng.choice(k, m, replace=False).tolist())) for _ in range(10 * n_subsets))
-            subsets = list(dict.fromkeys(draws))[:n_subsets]
-        cov = [ensemble_coverage(truth, [member_samples[i] for i in sub], names, bins) for sub in subsets]
-        out[m] = {name: float(np.mean([c[name] for c in cov])) for name in names}
+    draws = rng.standard_normal((n_members + 1, n_trials, 1))
+    return float(band_hits(draws[0], draws[1:]).mean())
+
+
+def calibration_summary(hits: Sequence[np.ndarray], names: Sequence[str], n_members: int) -> dict[str, Any]:
+    """Per name: the share of true quantiles inside the ensemble's 68 % band over R independent
+    fits (``hits``: R boolean (L, D) arrays from :func:`band_hits`), its standard error over the
+    fits (quantile levels of one fit are correlated, so the fits are the independent unit), and
+    the calibrated reference :func:`calibrated_band_rate` for ``n_members``."""
+    h = np.stack([np.asarray(x, dtype=np.float64) for x in hits])        # (R, L, D)
+    if h.shape[0] < 2:
+        raise ParameterError("calibration needs at least two independent fits")
+    per_fit = h.mean(1)                                                 # (R, D)
+    ref = calibrated_band_rate(n_members)
+    out = {"n_fits": int(h.shape[0]), "n_members": n_members, "calibrated_rate": ref, "per_name": {}}
+    for j, name in enumerate(names):
+        rate = float(per_fit[:, j].mean())
+        se = float(per_fit[:, j].std(ddof=1) / math.sqrt(h.shape[0]))
+        out["per_name"][name] = {"rate": rate, "stderr": se, "per_fit": per_fit[:, j].tolist()}
     return out
 
 
@@ -107,24 +101,26 @@ def recovery_report(
     truth: Mapping[str, np.ndarray],
     ensemble: Mapping[str, np.ndarray],
     members: Sequence[Mapping[str, np.ndarray]],
-    bins: int = 20,
 ) -> dict[str, Any]:
-    """Distances for the ensemble and each member, and the ensemble coverage, per column name.
+    """Distances for the ensemble and each member, per column name, and with two or more members
+    whether each quantile of the truth lies in the members' 68 % band (``band_hits``, L × D).
 
     Each argument maps column names (parameters and derived quantities) to 1-D arrays.
     """
     names = list(truth)
     stack = lambda d: np.column_stack([np.asarray(d[k], dtype=np.float64) for k in names])  # noqa: E731
     t = stack(truth)
-    per_member = [marginal_distances(t, stack(m), names) for m in members]
-    return {
+    report = {
         "names": names,
         "ensemble": marginal_distances(t, stack(ensemble), names),
-        "members": per_member,
-        "coverage": ensemble_coverage(t, [stack(m) for m in members], names, bins)
-        if len(members) > 1
-        else None,
+        "members": [marginal_distances(t, stack(m), names) for m in members],
+        "quantile_levels": list(QUANTILE_LEVELS),
+        "band_hits": None,
     }
+    if len(members) > 1:
+        member_q = np.stack([marginal_quantiles(stack(m), names) for m in members])
+        report["band_hits"] = band_hits(marginal_quantiles(t, names), member_q).astype(int).tolist()
+    return report
 
 
 def keep_with_probability(rows: np.ndarray, probability: Any, seed: int) -> np.ndarray:
@@ -167,5 +163,6 @@ def photometry_c2st(
     return {"accuracy": float(acc), "n_per_class": int(n)}
 
 
-__all__ = ["coverage_by_ensemble_size", "ensemble_coverage", "keep_with_probability", "marginal_distances",
-           "photometry_c2st", "recovery_report"]
+__all__ = ["BAND", "QUANTILE_LEVELS", "band_hits", "calibrated_band_rate", "calibration_summary",
+           "keep_with_probability", "marginal_distances", "marginal_quantiles", "photometry_c2st",
+           "recovery_report"]

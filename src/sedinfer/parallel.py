@@ -1,0 +1,60 @@
+"""Dask clusters for the commands that spread work over workers (``--scheduler``).
+
+``--scheduler ADDRESS`` connects to a running Dask scheduler; ``--scheduler local`` starts a
+:class:`distributed.LocalCluster` of single-threaded workers (``workers``, default: the number of
+CPUs) for the duration of the job. The same option serves ``sedinfer posterior`` (catalog chunks)
+and ``sedinfer population`` (ensemble members).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def dask_client(scheduler: str, workers: int | None = None, processes: bool = True) -> Iterator[Any]:
+    """A connected :class:`distributed.Client`; a LocalCluster started for ``"local"`` is closed after."""
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=processes, dashboard_address=None)
+    client = Client(cluster if cluster is not None else scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+
+
+
+def restore_malloc_defaults() -> None:
+    """Undo Dask's ``MALLOC_TRIM_THRESHOLD_`` in a worker process (glibc only; a no-op elsewhere).
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``. Any explicit threshold turns
+    off glibc's dynamic mmap threshold, so every tensor above 128 kB is mapped and unmapped again:
+    measured here, the SPS photometry of 1024 galaxies with its gradient took 0.30 s per call in a
+    worker against 0.06 s in a plain process, and a population training step ~8x longer. Raising
+    the mmap and trim thresholds (``mallopt``) at the start of a task restores the plain speed.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, 1 << 30)
+    except (OSError, AttributeError):
+        return
+__all__ = ["dask_client", "restore_malloc_defaults"]
