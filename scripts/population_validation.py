@@ -134,9 +134,12 @@ def run_fit(args) -> dict:
     tag = f"{args.mock}_seed{args.seed}"
     cfg = FitConfig(seed=args.fit_seed, **({"epochs": args.epochs} if args.epochs else {}))
     t0 = time.perf_counter()
-    pop = fit(data["mags"], data["errs"], model, sdss, n_flows=args.flows, config=cfg, bounds=(low, high),
-              checkpoint_dir=Path(args.work) / "checkpoints" / tag, scheduler=args.scheduler,
-              workers=args.workers)
+    if args.interim:
+        pop = finished_members(data, model, sdss, cfg, (low, high), Path(args.work) / "checkpoints" / tag)
+    else:
+        pop = fit(data["mags"], data["errs"], model, sdss, n_flows=args.flows, config=cfg, bounds=(low, high),
+                  checkpoint_dir=Path(args.work) / "checkpoints" / tag, scheduler=args.scheduler,
+                  workers=args.workers)
     seconds = time.perf_counter() - t0
     model.to("cpu")
     table = population_table(pop.cpu(), model, sdss, n=args.samples, seed=1)
@@ -169,7 +172,8 @@ def run_fit(args) -> dict:
                    "model",
     }
     cols = [c for c in FIGURE_COLUMNS if c in truth]
-    plots.corner([truth, ens], cols, OUT / f"{tag}_corner.png", colors=["0.4", "C0"],
+    plots.corner([truth, ens], cols, OUT / f"{tag}{'_interim' if args.interim else ''}_corner.png",
+                 colors=["0.4", "C0"],
                  labels=[f"truth ({args.mock} mock)", "inferred population (ensemble)"],
                  members=members if pop.n_flows > 1 else ())
     return {
@@ -181,6 +185,30 @@ def run_fit(args) -> dict:
                     for h in pop.history],
         "recovery": report,
     }
+
+
+def finished_members(data, model, sdss, cfg, bounds, ckpt_dir: Path):
+    """The members of an unfinished fit whose checkpoints say they are done (``--interim``)."""
+    from sedinfer.population import BoxFlow, Population
+    from sedinfer.population.data import default_softening
+
+    members, history = [], []
+    for path in sorted(ckpt_dir.glob("member*.pt")):
+        saved = torch.load(path, weights_only=True)
+        state = json.loads(saved["state_json"])
+        if state["done"]:
+            low, high = (torch.as_tensor(b) for b in bounds)
+            flow = BoxFlow(low, high, cfg.flow, model.param_names)
+            flow.load_state_dict(saved["flow"])
+            members.append(flow.eval())
+            history.append(state)
+    if not members:
+        raise SystemExit(f"no finished member under {ckpt_dir}")
+    flux, flux_err = catalog_fluxes(data["mags"], data["errs"])
+    noise = build_noise_model("catalog", flux, flux_err, sdss.names)
+    meta = {"softening_maggies": default_softening(flux, flux_err).tolist(), "noise_model": noise.to_dict(),
+            "bands": list(sdss.names), "history": history}
+    return Population(members, meta)
 
 
 def run_calibration(args) -> dict:
@@ -229,11 +257,15 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/popval", help="checkpoints and generated catalogs")
     ap.add_argument("--scheduler", default=None, help="Dask scheduler for the flows ('local' starts one)")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--interim", action="store_true",
+                    help="evaluate the finished members of a fit still running "
+                         "(writes <mock>_seed<S>_interim.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.part == "fit":
-        result, path = run_fit(args), OUT / f"{args.mock}_seed{args.seed}.json"
+        suffix = "_interim" if args.interim else ""
+        result, path = run_fit(args), OUT / f"{args.mock}_seed{args.seed}{suffix}.json"
     elif args.part == "calibration":
         result, path = run_calibration(args), OUT / "calibration.json"
     else:

@@ -202,3 +202,15 @@ def test_python_m_entry_point(tmp_path):
     assert "50 rows" in proc.stdout
     t = read_catalog(out)
     assert len(t) == 50 and t.meta["seed"] == 5 and t["flux_sdss_r0"].unit == FLUX_UNIT
+
+
+def test_ir_and_dustmap_simulate_are_cli_steps(tmp_path, capsys):
+    from sedinfer.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["ir", "simulate", "--n", "3", "--out", str(tmp_path / "ir.parquet")])
+    assert callable(args.run) and args.n == 3
+    args = parser.parse_args(["dustmap", "simulate", "--n", "1", "--out", str(tmp_path / "dm")])
+    assert callable(args.run) and args.views == 3
+    assert cli.main(["ir"]) == 2                           # a group needs its step
+    assert "STEP" in capsys.readouterr().err

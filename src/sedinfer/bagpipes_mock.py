@@ -181,7 +181,9 @@ def make_bagpipes_catalog(n_galaxies: int, filters: Any = None, *, dust: str = "
             bar.update(min(int(keep.sum()), n_galaxies - bar.n))
     params = {name: np.concatenate([q[0][name] for q in parts])[:n_galaxies] for name in parts[0][0]}
     flux, noisy, sigma, mstar, sfr = (np.concatenate([q[i] for q in parts])[:n_galaxies] for i in range(1, 6))
-    t = Table(meta={"simulator": f"bagpipes {getattr(pipes, '__version__', '')}", "dust": dust,
+    from importlib.metadata import version
+
+    t = Table(meta={"simulator": f"bagpipes {version('bagpipes')}", "dust": dust,
                     "seed": seed, "n_parent": n_parent, "n_screened": n_screened,
                     "selection": f"{limit_band} < {limit_mag}, S/N > {min_snr}",
                     "screen_margin_mag": screen_margin})

@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sedinfer import __version__, cli_population, cli_posterior, cli_train
 from sedinfer.cli_args import check_output, filter_list, non_negative_int, positive_int
@@ -123,8 +124,41 @@ COMMANDS: list[Command] = [
             cli_posterior.add_posterior, cli_posterior.cmd_posterior),
     Command("population", "the joint distribution of galaxy properties behind a photometric catalog (PopSED)",
             cli_population.add_population, cli_population.cmd_population),
+    Command("ir", "optical spectra -> infrared: SDSS-like spectra with WISE photometry ('ir simulate')",
+            lambda p: _add_steps(p, "ir", {"simulate": (
+                "SDSS-like spectra and WISE W1-W4 (Vega) of mock galaxies, one Parquet row each",
+                "sedinfer.spectra.cli")}), None),
+    Command("dustmap", "dust maps from multi-band images: simulated dusty galaxies ('dustmap simulate')",
+            lambda p: _add_steps(p, "dustmap", {"simulate": (
+                "simulated hosts and dust maps as FITS cubes (SCI, VAR, HOST, DUST)",
+                "sedinfer.images.cli")}),
+            None),
 ]
 """The subcommands, in help order. Later subcommands are appended here."""
+
+
+def _add_steps(p: argparse.ArgumentParser, group: str, steps: dict[str, tuple[str, str]]) -> None:
+    """Subcommands of a command group (``sedinfer GROUP STEP ...``): each step's module provides
+    ``add_simulate_arguments`` / ``run_simulate`` style hooks named after the step."""
+    import importlib
+
+    sub = p.add_subparsers(dest=f"{group}_step", metavar="STEP", required=True)
+    for step, (text, module_name) in steps.items():
+        module = importlib.import_module(module_name)
+        q = sub.add_parser(step, help=text, description=text)
+        getattr(module, f"add_{step}_arguments")(q)
+        q.set_defaults(run=_status(getattr(module, f"run_{step}")))
+
+
+def _status(run: Callable[[argparse.Namespace], object]) -> Callable[[argparse.Namespace], int]:
+    """A step runner as a CLI command: a returned path is printed, the exit status is 0 unless an int."""
+    def call(args: argparse.Namespace) -> int:
+        result = run(args)
+        if isinstance(result, Path):
+            print(f"wrote {result}")
+        return result if isinstance(result, int) else 0
+
+    return call
 
 
 # ------------------------------------------------------------------------------- main

@@ -11,6 +11,8 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
+from sedinfer.cli_posterior import INPUT_UNITS
+
 DEMO_CATALOG = "popsed_mock.parquet"
 DEMO_OUT = "population_demo"
 
@@ -63,6 +65,13 @@ def add_population(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("column mapping (defaults: flux_<band>, flux_err_<band>)")
     g.add_argument("--flux-cols", help="flux columns: a pattern with {band} or a comma-separated list")
     g.add_argument("--err-cols", help="flux-error columns: a pattern with {band} or a comma-separated list")
+    g.add_argument(
+        "--input-units",
+        choices=INPUT_UNITS,
+        default=None,
+        help="what photometry columns without a unit hold: fluxes in nmgy (default), maggies, ujy or njy, "
+        "or magnitudes: ab (AB) or asinh (SDSS asinh); as for 'sedinfer posterior'",
+    )
     g.add_argument(
         "--columns",
         metavar="FILE.toml",
@@ -187,7 +196,8 @@ def cmd_population(args: argparse.Namespace) -> int:
     if args.selection is not None:
         selection = SoftMagnitudeLimit(args.selection[0], args.selection[1], args.selection_width)
     columns = replace(
-        column_map(filters.names, False, flux_cols=args.flux_cols, err_cols=args.err_cols, toml=args.columns),
+        column_map(filters.names, False, flux_cols=args.flux_cols, err_cols=args.err_cols, toml=args.columns,
+                   input_units=args.input_units),
         id=None,
     )
     if epochs is None:  # about 2250 steps whatever the catalog size

@@ -19,13 +19,25 @@ from sedinfer.posterior.compare import _contour, lower_triangle
 Columns = Mapping[str, np.ndarray]
 
 LABELS = {
-    "redshift": "z",
-    "log_mass": r"log $M_{\rm formed}$",
-    "log_mstar": r"log $M_\star$",
-    "log_sfr_100myr": r"log SFR$_{0.1\,\rm Gyr}$",
+    "redshift": "redshift z",
+    "log_mass": r"log $M_{\rm formed}$ [$M_\odot$]",
+    "log_mstar": r"log $M_\star$ [$M_\odot$]",
+    "log_sfr_100myr": r"log SFR$_{0.1\,\rm Gyr}$ [$M_\odot$/yr]",
     "mass_weighted_age": r"$t_{\rm age,MW}$ [Gyr]",
     "log_z": r"log $Z/Z_\odot$",
+    "t_burst": r"$t_{\rm burst}$ [Gyr]",
+    "tau_bc": r"$\tau_{\rm BC}$ (5500 Å)",
+    "tau_ism": r"$\tau_{\rm ISM}$ (5500 Å)",
 }
+
+
+def label(name: str) -> str:
+    """Axis label with units: a parameter's, or ``<band> [asinh mag]`` for a band name."""
+    if name in LABELS:
+        return LABELS[name]
+    if name.startswith(("sdss_", "mag_")) or name.startswith("band"):
+        return f"{name.removeprefix('mag_obs_').removeprefix('mag_')} [asinh mag]"
+    return name
 
 
 def _plt():
@@ -88,11 +100,11 @@ def corner(
                 _contour(ax, x[ok], y[ok], [list(rng[j]), list(rng[i])], c, bins)
             ax.set_ylim(rng[i])
             if j == 0:
-                ax.set_ylabel(LABELS.get(names[i], names[i]), fontsize=9)
+                ax.set_ylabel(label(names[i]), fontsize=9)
         ax.set_xlim(rng[j])
         ax.tick_params(labelsize=6)
         if i == d - 1:
-            ax.set_xlabel(LABELS.get(names[j], names[j]), fontsize=9)
+            ax.set_xlabel(label(names[j]), fontsize=9)
         else:
             ax.set_xticklabels([])
         if j > 0:
@@ -222,7 +234,7 @@ def selection_comparison(
     for ax, n, r in zip(axes[0], names, rng, strict=True):
         for cols, kw in styles:
             ax.hist(_finite(cols[n]), bins, r, density=True, **kw)
-        ax.set_xlabel(LABELS.get(n, n))
+        ax.set_xlabel(label(n))
         ax.set_yticks([])
     axes[0, 0].legend(frameon=False, fontsize=7)
     fig.tight_layout()
