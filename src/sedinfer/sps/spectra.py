@@ -79,8 +79,10 @@ def observed_spectrum(model, theta, wave_obs_aa=None, veldisp_kms=None, units: s
         vd = torch.as_tensor(veldisp_kms, dtype=model.dtype, device=model.device).expand(n)
         if not torch.isfinite(vd).all() or (vd < 0).any():
             raise ValueError("veldisp_kms must be finite and >= 0 (km/s)")
-        dlnl = np.diff(np.log(wave))
-        fine = np.isclose(dlnl, np.median(dlnl), rtol=1e-6)
+        # float64 logs of the (possibly float32) grid: float32 wavelengths carry ~1e-7 relative error,
+        # i.e. ~1e-3 of the step; the grid's pieces differ in step by factors of >= 10
+        dlnl = np.diff(np.log(wave.astype(np.float64)))
+        fine = np.isclose(dlnl, np.median(dlnl), rtol=1e-2)
         lo = int(np.argmax(fine))
         hi = lo + int(np.argmin(fine[lo:])) if not fine[lo:].all() else len(wave) - 1
         sigma_pix = vd / C_KM_PER_S / float(np.median(dlnl))
