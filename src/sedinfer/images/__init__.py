@@ -9,6 +9,9 @@ Y_b = PSF_b ⊛ [F_b S D^K_b(δ)] + noise. Modules, one concept each:
 * :mod:`~sedinfer.images.scene` — Eqs. 6-8 as pure tensor functions and :class:`ImageModel`;
 * :mod:`~sedinfer.images.galaxies`, :mod:`~sedinfer.images.hosts`, :mod:`~sedinfer.images.seds`,
   :mod:`~sedinfer.images.dust3d`, :mod:`~sedinfer.images.simulate` — simulated galaxies;
+* :mod:`~sedinfer.images.sde`, :mod:`~sedinfer.images.unet`, :mod:`~sedinfer.images.prior` — score
+  priors s(S), s(D), s(D | S) (issue 18 §3); :mod:`~sedinfer.images.train_prior` — their training;
+* :mod:`~sedinfer.images.fit` — the MAP fit of Eq. 3 (issue 18 §4);
 * :mod:`~sedinfer.images.fits_io` — FITS cubes in and out; :mod:`~sedinfer.images.cli` — the
   ``dustmap simulate`` command's arguments and runner.
 
@@ -31,6 +34,17 @@ _LAZY = {
     "read_cube": "sedinfer.images.fits_io",
     "write_cube_fits": "sedinfer.images.fits_io",
     "ImageError": "sedinfer.images.errors",
+    "VESDE": "sedinfer.images.sde",
+    "HostPrior": "sedinfer.images.prior",
+    "DustPrior": "sedinfer.images.prior",
+    "ConditionalDustPrior": "sedinfer.images.prior",
+    "build_prior": "sedinfer.images.prior",
+    "load_prior": "sedinfer.images.prior",
+    "PriorTrainConfig": "sedinfer.images.train_prior",
+    "train_prior": "sedinfer.images.train_prior",
+    "FitConfig": "sedinfer.images.fit",
+    "FitResult": "sedinfer.images.fit",
+    "fit_map": "sedinfer.images.fit",
 }
 
 __all__ = sorted(_LAZY)
@@ -38,5 +52,5 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        return getattr(import_module(_LAZY[name]), "load" if name == "load_prior" else name)
     raise AttributeError(f"module 'sedinfer.images' has no attribute {name!r}")
