@@ -329,3 +329,52 @@ def test_anti_annealing_factor():
     assert all(a > b >= 1.0 for a, b in zip(values, values[1:], strict=False))
     with pytest.raises(ParameterError):
         anti_annealing_factor(1, 0)
+
+
+# ----------------------------------------------------------------------------- error range and floor
+def test_scaled_noise_spans_a_log_uniform_factor_around_the_base():
+    base = DepthNoiseModel(BANDS, DEPTHS, floor=0.02, snr_scatter=0.0)
+    model = noise.ScaledNoiseModel(BANDS, base, (1 / 3, 3.0))
+    flux = bright_flux(50_000)
+    gen = torch.Generator().manual_seed(20)
+    noisy, sigma = model.add_noise(flux, generator=gen)
+    log_u = torch.log(sigma / base.nominal_sigma(flux)).numpy()
+    # log u uniform on [-ln 3, ln 3]: bounds, mean 0, std ln3/sqrt(3); bands independent
+    assert log_u.min() >= -np.log(3) - 1e-9 and log_u.max() <= np.log(3) + 1e-9
+    np.testing.assert_allclose(log_u.mean(0), 0.0, atol=0.01)
+    np.testing.assert_allclose(log_u.std(0), np.log(3) / np.sqrt(3), rtol=0.01)
+    assert abs(np.corrcoef(log_u[:, 0], log_u[:, 1])[0, 1]) < 0.02
+    pull = ((noisy - flux) / sigma).numpy()
+    np.testing.assert_allclose(pull.mean(0), 0.0, atol=0.015)
+    np.testing.assert_allclose(pull.std(0), 1.0, atol=0.01)
+    with pytest.raises(ParameterError, match="redraw_negative"):
+        model.add_noise(flux, redraw_negative=True)
+    with pytest.raises(ParameterError, match="factor_range"):
+        noise.ScaledNoiseModel(BANDS, base, (3.0, 1.0))
+
+
+def test_scaled_noise_round_trips_and_keeps_negative_fluxes(tmp_path):
+    model = noise.ScaledNoiseModel(BANDS, MODELS["depth"].to_dict(), (0.5, 2.0))
+    model.save(tmp_path / "scaled.json")
+    again = noise.load(tmp_path / "scaled.json")
+    assert again == model and again.base == MODELS["depth"]
+    flux = torch.full((20_000, 3), 1e-11, dtype=torch.float64)
+    noisy, _, info = model.add_noise(flux, generator=torch.Generator().manual_seed(21), return_stats=True)
+    assert info.total_kept_negative == int((noisy < 0).sum()) > 5000
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sigma_floor_is_the_lower_quantile_of_the_draws(kind):
+    model = MODELS[kind]
+    flux = torch.as_tensor(mag_to_flux([18.0, 21.0, 19.0]))[None].expand(200_000, 3)
+    sigma = model.sample_sigma(flux, generator=torch.Generator().manual_seed(22))
+    floor = model.sigma_floor(flux[:1], quantile=0.01)
+    below = (sigma < floor).double().mean(0).numpy()
+    np.testing.assert_allclose(below, 0.01, atol=0.002)
+
+
+def test_scaled_sigma_floor_is_base_floor_times_low_factor():
+    base = MODELS["depth"]
+    model = noise.ScaledNoiseModel(BANDS, base, (0.25, 4.0))
+    flux = bright_flux(5)
+    torch.testing.assert_close(model.sigma_floor(flux), 0.25 * base.sigma_floor(flux))

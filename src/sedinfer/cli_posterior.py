@@ -30,7 +30,8 @@ def add_posterior(p: argparse.ArgumentParser) -> None:
     p.add_argument("catalog", nargs="?", help="input catalog (.parquet, .fits, .csv, .ecsv); fluxes in "
                                               "nanomaggies unless column units or --input-units differ")
     p.add_argument("--out", help="output catalog (.parquet or .fits): one row per input row with the id, "
-                                 "<param>_p16/_p50/_p84 and ok, ood, reason, masked_bands, ood_features "
+                                 "<param>_p16/_p50/_p84 and ok, ood, reason, masked_bands, ood_features, "
+                                 "inflated_bands (errors raised to the noise model's floor), support_nll "
                                  f"(--demo default: {DEMO_OUT})")
     p.add_argument("--model", default="sdss-specz",
                    help="shipped model name or model file (default: sdss-specz)")

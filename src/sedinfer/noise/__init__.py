@@ -8,6 +8,10 @@ tensors of shape (..., B).
 - :class:`SigmaNoiseModel`: SEDFLOW's p(σ | f), fitted on a catalog (Hahn & Melchior 2022, eq. 5).
 - :class:`DepthNoiseModel`: sky-limited noise from 5σ depths plus a calibration floor;
   :func:`default_noise_model` fills in published depths of common surveys.
+- :class:`ScaledNoiseModel`: any of these with σ times a log-uniform factor (errors spanning a
+  range around the base model, for posterior training sets).
+
+:meth:`NoiseModel.sigma_floor` is the lower quantile of p(σ | f), the model's error floor.
 
 :func:`anti_annealing_factor` gives PopSED's noise-reduction schedule R(t) (§2.5), to pass as
 ``scale``. :func:`load` reads any saved model.
@@ -26,6 +30,7 @@ from sedinfer.noise.depth import (
     default_depth,
     default_noise_model,
 )
+from sedinfer.noise.scaled import ScaledNoiseModel
 from sedinfer.noise.sigma import SigmaNoiseModel
 from sedinfer.noise.snr import SNRNoiseModel
 
@@ -35,6 +40,7 @@ __all__ = [
     "NoiseModel",
     "RedrawStats",
     "SNRNoiseModel",
+    "ScaledNoiseModel",
     "SigmaNoiseModel",
     "SurveyDepth",
     "anti_annealing_factor",
@@ -45,7 +51,7 @@ __all__ = [
 ]
 
 _KINDS: dict[str, type[NoiseModel]] = {cls.kind: cls for cls in (SNRNoiseModel, SigmaNoiseModel,
-                                                                  DepthNoiseModel)}
+                                                                  DepthNoiseModel, ScaledNoiseModel)}
 
 
 def from_dict(data: dict) -> NoiseModel:

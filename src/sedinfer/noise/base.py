@@ -6,8 +6,15 @@ turns the flux into per-element parameters (``_moments``) and maps one standard-
 per element to σ (``_sigma_given``); the noisy flux is then f + σ·ε with ε ~ N(0, 1). Both steps
 are plain tensor arithmetic, so the noisy flux is differentiable with respect to f.
 
-Negative noisy fluxes are redrawn (PopSED, Li et al. 2024, §2.2): z and ε are drawn again for
-the negative entries only, up to ``max_redraws`` rounds.
+With ``redraw_negative=True`` (the default of :meth:`NoiseModel.add_noise`, kept for PopSED's
+population forward model, Li et al. 2024, §2.2) negative noisy fluxes are redrawn: z and ε are
+drawn again for the negative entries only, up to ``max_redraws`` rounds. This biases the noise
+(pulls (f − f_true)/σ no longer have mean 0 and std 1), so mocks and posterior training sets
+(:mod:`sedinfer.simulate`, :mod:`sedinfer.posterior.sed`) pass ``redraw_negative=False`` and keep
+the Gaussian noise as drawn.
+
+:meth:`NoiseModel.sigma_floor` gives the lower quantile of p(σ | f), the error floor below which a
+model trained on this noise has not seen errors.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,6 +35,9 @@ from sedinfer.errors import ParameterError
 
 #: Version of the JSON layout written by :meth:`NoiseModel.save`.
 FORMAT_VERSION = 1
+
+#: Default lower quantile of p(σ | f) taken as a model's error floor (:meth:`NoiseModel.sigma_floor`).
+FLOOR_QUANTILE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,24 @@ class NoiseModel(ABC):
         scale = _check_scale(scale)
         z = _randn(f, generator)
         return (self._sigma_given(f, self._moments(f), z) / scale).reshape(shape)
+
+    def sigma_floor(self, flux: Tensor | np.ndarray, quantile: float = FLOOR_QUANTILE,
+                    scale: float = 1.0) -> Tensor:
+        """Lower ``quantile`` of p(σ | f) / ``scale``: the smallest errors the model makes at ``flux``.
+
+        ``flux`` (..., B) in maggies, finite and ≥ 0; returns σ (..., B) in maggies. Every model's σ
+        is monotonic in its standard-normal draw z, so the quantile is σ at z = ±Φ⁻¹(1 − quantile),
+        whichever is smaller.
+        """
+        if not 0 < quantile < 0.5:
+            raise ParameterError(f"quantile must be in (0, 0.5), got {quantile}")
+        f, shape = self._as_flux(flux)
+        scale = _check_scale(scale)
+        zq = NormalDist().inv_cdf(1.0 - quantile)
+        moments = self._moments(f)
+        lo = torch.minimum(self._sigma_given(f, moments, torch.full_like(f, zq)),
+                           self._sigma_given(f, moments, torch.full_like(f, -zq)))
+        return (lo / scale).reshape(shape)
 
     def add_noise(self, flux: Tensor | np.ndarray, generator: torch.Generator | None = None,
                   scale: float = 1.0, redraw_negative: bool = True, max_redraws: int = 100,

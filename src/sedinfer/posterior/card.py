@@ -67,6 +67,9 @@ def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: d
         "forward_model": sed_posterior.meta["model_config"],
         "stellar_populations": {"models": SSP_MODELS, "imf": SSP_IMF},
         "prior": sed["prior"], "noise_model": sed["noise"],
+        "inference_prior": _inference_prior_line(sed),
+        "noise_kept_as_drawn": not sed_posterior.meta["config"].get("redraw_negative", True),
+        "support_model": (sed["support"].get("info") if sed.get("support") else None),
         "training": {k: meta.get(k) for k in ("n_simulations", "n_train", "n_validation", "epochs",
                                               "train_seconds", "best_val_nll_latent", "stopped")},
         "config": sed["config"],
@@ -74,6 +77,10 @@ def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: d
     }
     write_text(json_path, json.dumps(card, indent=2) + "\n")
     t = card["training"]
+    noise_words = ("kept as drawn (negative fluxes kept)" if card["noise_kept_as_drawn"]
+                   else "negative fluxes redrawn (PopSED)")
+    support_words = ("Gaussian mixture in the context space, " + json.dumps(card["support_model"])
+                     if card["support_model"] else "per-feature box only")
     lines = [
         f"# Model card: {card['name']}", "",
         f"Amortized posterior q(θ | x) of sedinfer {card['sedinfer_version']} for bands "
@@ -85,6 +92,10 @@ def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: d
         f"- Stellar populations: {SSP_MODELS}; IMF: {SSP_IMF}",
         f"- Noise model: {card['noise_model'].get('kind')} "
         f"{ {k: v for k, v in card['noise_model'].items() if k not in ('kind', 'version')} }",
+        f"- Inference prior: {card['inference_prior']}",
+        f"- Training noise: {noise_words}; error floor: errors below the 0.1 % quantile of the "
+        "training p(sigma | f) are raised to it (`inflated_bands`)",
+        f"- Support test: {support_words}",
         f"- Flow: {sed['config']['flow']}",
         f"- Training: {t['n_simulations']:,} simulations ({t['n_train']:,} train / {t['n_validation']:,} "
         f"validation), {t['epochs']} epochs ({t['stopped']}), {t['train_seconds']:.0f} s on "
@@ -98,6 +109,15 @@ def write_model_card(sed_posterior, model_path: str | os.PathLike, validation: d
         lines += ["## Validation", "", "Not yet run: `sedinfer validate --model <file>`.", ""]
     write_text(md_path, "\n".join(lines))
     return md_path
+
+
+def _inference_prior_line(sed: dict) -> str:
+    """The prior the posterior is for, in words: the box, or the flux-limited histogram's recipe."""
+    if sed.get("inference_prior"):
+        from sedinfer.posterior.flux_limited import FluxLimitedPrior
+
+        return FluxLimitedPrior.from_dict(sed["inference_prior"]).describe()
+    return "the prior box above (independent parameters)"
 
 
 __all__ = ["load_config", "read_toml", "write_model_card", "card_paths"]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sedinfer.atomic import save_figure, write_text
+from sedinfer.errors import ParameterError
 from sedinfer.units import NMGY_PER_MAGGY
 
 VALIDATION_SEED_OFFSET = 7_919_000  # held-out simulations: config seed + this
@@ -72,7 +73,11 @@ def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: in
     config = dataclasses.replace(SEDConfig.from_dict(sed.meta["config"]), band_dropout=0.0)
     seed = config.seed + VALIDATION_SEED_OFFSET if seed is None else seed
     pool = n if min_snr <= 0 else 40 * n
-    theta, x, info = training_set(config, n=pool, seed=seed, progress=progress)
+    if n_mcmc and sed.meta.get("inference_prior"):
+        raise ParameterError("n_mcmc: the MCMC comparison samples the prior box, but this model was trained "
+                             "with a flux-limited inference prior; run it without MCMC")
+    theta, x, info = training_set(config, n=pool, seed=seed, progress=progress,
+                                  joint_prior=sed.meta.get("inference_prior"))
     if min_snr > 0:
         r = list(sed.bands).index("sdss_r0") if "sdss_r0" in sed.bands else 0
         keep = torch.nonzero(info["noisy"][:, r] / info["sigma"][:, r] >= min_snr)[:n, 0]

@@ -7,9 +7,16 @@ spectroscopic-redshift mode, redshifts. Per row it
   records them in ``masked_bands``;
 * refuses rows it cannot process — an error ≤ 0, a redshift missing or outside the trained range,
   no usable band — with the reason in ``reason`` (samples NaN), never dropping them;
+* raises errors below the noise model's floor — the 0.1 % quantile of the training p(σ | f)
+  at the observed flux (clipped at 0), :meth:`sedinfer.noise.NoiseModel.sigma_floor` — to that
+  floor, naming the bands in ``inflated_bands`` (``error_floor=False`` turns this off). The
+  posterior is then that of a galaxy with the floor's errors: wider, never narrower, than the
+  catalog's errors would allow, and inside the training support;
 * flags rows outside the training support (``ood``; SEDFLOW §5.1): any observed feature (asinh
-  magnitude, its log error, the redshift) outside the central 99.9% of the training set, naming
-  the features in ``ood_features``. Their posteriors are extrapolations and should not be trusted.
+  magnitude, its log error, the redshift) outside the central 99.9% of the training set, and, for
+  models with a support model (:mod:`sedinfer.posterior.support`), a joint density below the
+  threshold set on held-out simulations (``density`` in ``ood_features``, its −log p in
+  ``support_nll``). Their posteriors are extrapolations and should not be trusted.
 
 Negative fluxes are valid (faint galaxies) and are kept: asinh magnitudes handle them.
 """
@@ -50,8 +57,9 @@ class InferenceResult:
     """Posterior samples and per-row status of :meth:`SEDPosterior.infer` for N galaxies.
 
     ``samples`` (N, S, K) over ``names`` (inferred parameters, then derived quantities), NaN for
-    rows that failed; ``ok`` (N,); ``reason``, ``masked_bands``, ``ood_features`` (N,) strings;
-    ``ood`` (N,) bool.
+    rows that failed; ``ok`` (N,); ``reason``, ``masked_bands``, ``ood_features``,
+    ``inflated_bands`` (bands whose error was raised to the noise model's floor) (N,) strings;
+    ``ood`` (N,) bool; ``support_nll`` (N,) −log density of the support model (NaN without one).
     """
 
     names: tuple[str, ...]
@@ -61,6 +69,8 @@ class InferenceResult:
     masked_bands: np.ndarray
     ood: np.ndarray
     ood_features: np.ndarray
+    inflated_bands: np.ndarray | None = None
+    support_nll: np.ndarray | None = None
 
     def summary_table(self):
         """Astropy Table: ``<name>_p16/_p50/_p84`` per quantity, then the status columns."""
@@ -78,6 +88,11 @@ class InferenceResult:
         table["reason"] = self.reason.astype(str)
         table["masked_bands"] = self.masked_bands.astype(str)
         table["ood_features"] = self.ood_features.astype(str)
+        n = len(self.ok)
+        inflated = self.inflated_bands if self.inflated_bands is not None else np.full(n, "")
+        table["inflated_bands"] = inflated.astype(str)
+        nll = self.support_nll if self.support_nll is not None else np.full(n, np.nan)
+        table["support_nll"] = nll.astype(np.float32)
         return table
 
 
@@ -89,15 +104,19 @@ class SEDPosterior:
         if sed is None:
             raise SedinferError("this posterior has no SED metadata; it was not trained by "
                                 "train_sed_posterior")
+        from sedinfer.posterior.sed_config import saved_config
+        from sedinfer.posterior.support import SupportModel
         from sedinfer.sps.model import LEGACY_SETTINGS, saved_model_kwargs
 
         self.posterior = posterior.eval()
-        # a model saved before a forward-model setting existed keeps the value it was trained with
+        # a model saved before a forward-model or noise setting existed keeps the value it was trained with
         model = saved_model_kwargs(sed["config"].get("model", {}), sed.get("model_config"))
         pinned = {k: model[k] for k in LEGACY_SETTINGS}
-        self.meta = {**sed, "config": {**sed["config"], "model": model},
+        self.meta = {**sed, "config": {**saved_config(sed["config"]), "model": model},
                      "model_config": {**sed.get("model_config", {}), **pinned}}
         cfg = sed["config"]
+        self.support = SupportModel.from_dict(sed["support"]) if sed.get("support") else None
+        self._noise = None
         self.bands: tuple[str, ...] = tuple(cfg["bands"])
         self.redshift_mode: str = cfg["redshift_mode"]
         self.param_names: tuple[str, ...] = posterior.param_names
@@ -120,6 +139,20 @@ class SEDPosterior:
             cfg = SEDConfig.from_dict(self.meta["config"])
             self._model = dataclasses.replace(cfg, prior=self.meta["prior"]).build_model()
         return self._model
+
+    @property
+    def noise(self):
+        """The noise model of the training set (from the saved ``noise`` dict)."""
+        if self._noise is None:
+            from sedinfer.noise import from_dict
+
+            self._noise = from_dict(self.meta["noise"])
+        return self._noise
+
+    def error_floor(self, flux_maggies: np.ndarray) -> np.ndarray:
+        """Error floor (N, B) in maggies at the observed fluxes (N, B) (negatives and NaN read as 0)."""
+        f = np.where(np.isfinite(flux_maggies), np.clip(flux_maggies, 0.0, None), 0.0)
+        return self.noise.sigma_floor(torch.as_tensor(f, dtype=torch.float64)).numpy()
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
@@ -192,17 +225,31 @@ class SEDPosterior:
         return np.array([",".join(names[j] for j in np.nonzero(row)[0]) for row in flags], dtype=object)
 
     def infer(self, flux_nmgy, flux_err_nmgy, redshift=None, n_samples: int = 1000, seed: int | None = None,
-              derived: bool = True, batch_size: int = 8192, row_seeds=None) -> InferenceResult:
+              derived: bool = True, batch_size: int = 8192, row_seeds=None,
+              error_floor: bool = True) -> InferenceResult:
         """Posterior samples for N galaxies (fluxes and errors (N, B) in nanomaggies).
 
         ``seed`` seeds the whole call; ``row_seeds`` (N,) seeds each galaxy separately (see
-        :meth:`Posterior.sample`)."""
+        :meth:`Posterior.sample`). ``error_floor``: raise errors below the noise model's floor to it
+        (see the module docstring)."""
         flux, sigma, z, observed, ok, reasons, masked = self.check_rows(flux_nmgy, flux_err_nmgy, redshift)
         n = flux.shape[0]
+        use = observed & ok[:, None]
+        inflate = np.zeros_like(use)
+        if error_floor:
+            floor = self.error_floor(flux)
+            inflate = use & (sigma < floor)
+            sigma = np.where(inflate, floor, sigma)
+        inflated = np.array([",".join(b for b, i in zip(self.bands, row, strict=True) if i)
+                             for row in inflate], dtype=object)
         z_safe = None if z is None else np.where(ok, z, 0.0)
-        x = self.context(np.where(ok[:, None], flux, 0.0), np.where(ok[:, None], sigma, 1.0), z_safe,
-                         observed & ok[:, None])
+        x = self.context(np.where(ok[:, None], flux, 0.0), np.where(ok[:, None], sigma, 1.0), z_safe, use)
         ood_features = self.out_of_support(x, observed)
+        nll = np.full(n, np.nan)
+        if self.support is not None and ok.any():
+            outside, nll[ok] = self.support.flags(x[torch.as_tensor(ok)], use[ok])
+            rows = np.nonzero(ok)[0][outside]
+            ood_features[rows] = [f"{f},density" if f else "density" for f in ood_features[rows]]
         ood_features[~ok] = ""
         names = self.names if derived else self.param_names
         samples = np.full((n, n_samples, len(names)), np.nan, dtype=np.float32)
@@ -215,7 +262,7 @@ class SEDPosterior:
             if derived:
                 samples[rows, :, len(self.param_names):] = self._derived(theta, z, rows)
         return InferenceResult(tuple(names), samples, ok, reasons.astype(str), masked.astype(str),
-                               ood_features != "", ood_features.astype(str))
+                               ood_features != "", ood_features.astype(str), inflated.astype(str), nll)
 
     @torch.no_grad()
     def _derived(self, theta: torch.Tensor, z, rows, chunk: int = 100_000) -> np.ndarray:

@@ -32,15 +32,22 @@ def softening_maggies(noise, n_bands: int, seed: int = 0) -> torch.Tensor:
     return sigma.median(0).values.to(torch.float32)
 
 
-def training_set(config: SEDConfig, n: int | None = None, seed: int | None = None, progress: bool = True):
+def training_set(config: SEDConfig, n: int | None = None, seed: int | None = None, progress: bool = True,
+                 joint_prior: dict | None = None):
     """Simulate ``n`` (default ``config.n_simulations``) training pairs.
 
     Returns ``(theta, x, info)``: θ (n, D) over the inferred parameters (the model's, without
     redshift in spectroscopic mode), x (n, C) the flow context with band dropout applied, and
     ``info`` with the parameter/context names, prior box, softening and the raw simulation
-    (``theta_full``, ``flux``, ``noisy``, ``sigma`` in maggies, ``observed`` mask).
+    (``theta_full``, ``flux``, ``noisy``, ``sigma`` in maggies, ``observed`` mask), and
+    ``inference_prior`` (the flux-limited histogram as a dict, or None for the prior box).
+
+    With a flux-limited ``config.inference_prior``, (z, log M) are drawn from ``joint_prior`` (a
+    :class:`~sedinfer.posterior.flux_limited.FluxLimitedPrior` dict, e.g. the one saved with a
+    model) or, if None, from one built now.
     """
     from sedinfer.filters import Filters
+    from sedinfer.posterior.flux_limited import FluxLimitedPrior, build_flux_limited_prior
     from sedinfer.simulate import simulate_photometry
 
     n = config.n_simulations if n is None else int(n)
@@ -49,9 +56,19 @@ def training_set(config: SEDConfig, n: int | None = None, seed: int | None = Non
     if tuple(noise.bands) != config.bands:
         raise ParameterError(f"the noise model's bands {list(noise.bands)} differ from bands "
                              f"{list(config.bands)}")
+    filters = Filters(list(config.bands))
     generator = torch.Generator().manual_seed(seed)
-    theta_full, flux, noisy, sigma = simulate_photometry(model, Filters(list(config.bands)), noise, n,
-                                                         generator, progress=progress)
+    theta, joint = None, None
+    if (config.inference_prior or {}).get("kind") == "flux_limited":
+        joint = (FluxLimitedPrior.from_dict(joint_prior) if joint_prior is not None
+                 else build_flux_limited_prior(model, filters, noise, config.inference_prior))
+        theta = model.prior.sample((n,), generator=generator, dtype=torch.float64)
+        z, log_mass = joint.sample(n, generator)
+        theta[:, model.param_names.index("redshift")] = z
+        theta[:, model.param_names.index("log_mass")] = log_mass
+    theta_full, flux, noisy, sigma = simulate_photometry(model, filters, noise, n, generator,
+                                                         progress=progress, theta=theta,
+                                                         redraw_negative=config.redraw_negative)
     observed = dropout_mask(n, len(config.bands), config.band_dropout, generator)
     beta = softening_maggies(noise, len(config.bands), seed)
     spec = config.redshift_mode == "spec"
@@ -62,7 +79,8 @@ def training_set(config: SEDConfig, n: int | None = None, seed: int | None = Non
     info = {"param_names": tuple(model.param_names[i] for i in keep),
             "context_names": context_names(config.bands, spec), "low": low[keep], "high": high[keep],
             "softening": beta, "theta_full": theta_full, "flux": flux, "noisy": noisy, "sigma": sigma,
-            "observed": observed, "model": model, "noise": noise}
+            "observed": observed, "model": model, "noise": noise,
+            "inference_prior": joint.to_dict() if joint is not None else None}
     return theta_full[:, keep].float(), x, info
 
 
@@ -83,10 +101,14 @@ def feature_ranges(x: torch.Tensor, bands: tuple[str, ...], names: tuple[str, ..
 
 
 def train_sed_posterior(config: SEDConfig | None = None, checkpoint: str | os.PathLike | None = None,
-                        device=None, progress: bool = True) -> SEDPosterior:
-    """Simulate the training set of ``config`` (default ``SEDConfig()``), train the flow, return a
-    ``SEDPosterior``."""
+                        device=None, progress: bool = True, support_simulations: int | None = None
+                        ) -> SEDPosterior:
+    """Simulate the training set of ``config`` (default ``SEDConfig()``), train the flow, build its
+    support model (:func:`sedinfer.posterior.support.build_support` on ``support_simulations``
+    fresh simulations, default min(40000, max(1000, n_simulations / 25)); 0 skips it) and
+    return a ``SEDPosterior``."""
     from sedinfer import __version__
+    from sedinfer.posterior.support import attach_support, build_support
 
     config = SEDConfig() if config is None else config
     theta, x, info = training_set(config, progress=progress)
@@ -97,13 +119,19 @@ def train_sed_posterior(config: SEDConfig | None = None, checkpoint: str | os.Pa
         "softening_maggies": info["softening"].tolist(),
         "feature_ranges": feature_ranges(x, config.bands, info["context_names"]),
         "redshift_range": [float(model.prior["redshift"].low), float(model.prior["redshift"].high)],
+        "inference_prior": info["inference_prior"],
         "sedinfer_version": __version__,
     }
     post = train(theta, x, (info["low"], info["high"]), flow=config.flow, config=config.train,
                  param_names=info["param_names"], context_names=info["context_names"],
                  metadata={"sed": json.loads(json.dumps(sed_meta))}, device=device, checkpoint=checkpoint,
                  progress=progress)
-    return SEDPosterior(post)
+    sed = SEDPosterior(post)
+    if support_simulations is None:
+        support_simulations = min(40_000, max(1000, config.n_simulations // 25))
+    if support_simulations:
+        attach_support(sed, build_support(sed, n=support_simulations, progress=progress))
+    return sed
 
 
 __all__ = ["SEDConfig", "SDSS_BANDS", "training_set", "train_sed_posterior", "softening_maggies",
