@@ -94,12 +94,19 @@ def test_save_load_round_trip(tmp_path):
         for p in prior.network.parameters():
             p.data.normal_(0, 0.1, generator=gen)
         path = prior.save(tmp_path / f"{cls.kind}.pt")
-        back = load(path)
-        assert type(back) is cls and back.sde == VESDE(2e-3, 30.0) and back.card == {"note": "test"}
+        back = cls.load(path)
+        assert type(back) is cls and type(load(path)) is cls
+        assert back.sde == VESDE(2e-3, 30.0) and back.card == {"note": "test"}
         assert (tmp_path / f"{cls.kind}.json").is_file()
         x = host if cls.kind == "host" else dust
         cond = host if cls.conditional else None
         torch.testing.assert_close(back.score(x, 0.2, cond), prior.score(x, 0.2, cond), rtol=0, atol=0)
+    with pytest.raises(ImageError, match="not a HostPrior"):
+        HostPrior.load(tmp_path / "dust.pt")
+    # float64 images on a float32 network: computed in float32, returned as float64
+    s64 = back.score(x.double(), 0.2, None if cond is None else cond.double())
+    assert s64.dtype == torch.float64
+    torch.testing.assert_close(s64.float(), back.score(x, 0.2, cond))
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(SedinferError, match="not a readable"):
         load(tmp_path / "junk.pt")

@@ -100,8 +100,12 @@ class ScorePrior(nn.Module):
 
     def network_score(self, u: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None
                       ) -> torch.Tensor:
-        """s(u, t | cond) in network space, (N, 1, H, W) for times t (N,)."""
-        return self.network(u, self.sde.sigma(t), cond)
+        """s(u, t | cond) in network space, (N, 1, H, W) for times t (N,); computed in the network's
+        dtype and on its device, returned in those of ``u``."""
+        ref = self.network.freq
+        out = self.network(u.to(ref), self.sde.sigma(t.to(ref.device, torch.float64)).to(ref),
+                           None if cond is None else cond.to(ref))
+        return out.to(u)
 
     # ---- physical space
     def _check(self, x: torch.Tensor, condition: torch.Tensor | None) -> None:
@@ -127,6 +131,14 @@ class ScorePrior(nn.Module):
                 "transform": self.transform_doc, "n_parameters": n_parameters(self.network)}
 
     transform_doc = ""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> ScorePrior:
+        """Read a saved prior of this class (see :func:`load`)."""
+        prior = load(path, device)
+        if not isinstance(prior, cls):
+            raise ImageError(f"{path} holds a {type(prior).__name__} ({prior.kind!r}), not a {cls.__name__}")
+        return prior
 
     def save(self, path: str | os.PathLike, write_card: bool = True) -> Path:
         """Write weights + config + card to ``path`` (.pt) atomically, and the card as JSON beside it."""
