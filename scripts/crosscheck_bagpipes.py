@@ -34,13 +34,14 @@ import datetime
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import sedinfer as si
+from sedinfer.bagpipes_mock import bagpipes_cosmology as cosmology
+from sedinfer.bagpipes_mock import import_bagpipes, write_filter_files
 
 ROOT = Path(__file__).resolve().parents[1]
 MD_PATH = ROOT / "docs" / "bagpipes_crosscheck.md"
@@ -61,25 +62,6 @@ MAG_PER_TAU = 2.5 / np.log(10.0)   # A = 1.0857 τ
 SEED = 20240607
 AGE_FRAC_MAX = 0.98                # ages and burst times drawn below 0.98 t_univ(z)
 LOG_AGE0, DLOG_AGE = 6.0, 0.1      # age-bin centres log10(t/yr) = 6.0, 6.1, ... (both codes)
-
-
-def cosmology():
-    """The cosmology bagpipes uses (``bagpipes.config.cosmo``)."""
-    from astropy.cosmology import FlatLambdaCDM
-
-    return FlatLambdaCDM(H0=70.0, Om0=0.3)
-
-
-def write_filter_files(filters: si.Filters, directory: Path) -> list[str]:
-    """Write sedinfer's filter curves as two-column files for bagpipes; returns the paths."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for c in filters:
-        path = directory / f"{c.name}.dat"
-        np.savetxt(path, np.column_stack([c.wave_aa, c.trans]))
-        paths.append(str(path))
-    return paths
 
 
 def sedinfer_model(config: str, metallicity_interp: str = "linear", cos=None,
@@ -161,17 +143,6 @@ def draw(config: str, n: int, rng: np.random.Generator, burst_ages: str = "centr
                                 "metallicity": 10**log_z},
                       "dust": dust, "nebular": {"logU": log_u}})
     return np.array(theta), comps
-
-
-def import_bagpipes():
-    """Import bagpipes without its start-up chatter (matplotlib / sampler notices)."""
-    import contextlib
-    import io
-
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import bagpipes
-    return bagpipes
 
 
 def bagpipes_mags(components: list[dict], filter_paths: list[str],

@@ -111,6 +111,9 @@ class ChunkTask:
 
 def process_chunk(task: ChunkTask):
     """Run one chunk (in this process or on a Dask worker): ``(index, summary Table, samples|None)``."""
+    from sedinfer.parallel import restore_malloc_defaults
+
+    restore_malloc_defaults()            # a no-op outside glibc; undoes Dask's MALLOC_TRIM_THRESHOLD_
     sp = cached_posterior(task.model.path, task.model.sha256)
     seeds = row_seeds(task.seed, task.start, len(task.ids))
     with torch_threads(task.threads):
@@ -126,14 +129,11 @@ def process_chunk(task: ChunkTask):
 def _dask_results(tasks: Iterable[ChunkTask], scheduler: str, workers: int | None,
                   processes: bool) -> Iterator[tuple]:
     """Results of ``tasks`` on a Dask cluster (``"local"`` starts one), at most 2 per worker queued."""
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
-    cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=processes, dashboard_address=None)
-    client = Client(cluster if cluster is not None else scheduler)
-    try:
+    from sedinfer.parallel import dask_client
+
+    with dask_client(scheduler, workers, processes) as client:
         window = 2 * max(1, len(client.scheduler_info()["workers"]))
         pending = as_completed()
         for task in tasks:
@@ -142,10 +142,6 @@ def _dask_results(tasks: Iterable[ChunkTask], scheduler: str, workers: int | Non
                 yield next(pending).result()
         for future in pending:
             yield future.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # ------------------------------------------------------------------------------ parts + manifest
