@@ -123,6 +123,10 @@ def test_bad_input_is_refused_or_masked(galaxy):
         fit_map(model, data, -w, config=cfg)
     with pytest.raises(ImageError, match="every pixel masked"):
         fit_map(model, data, 0 * w, config=cfg)
+    one_band = w.copy()
+    one_band[0, 3] = 0
+    with pytest.raises(ImageError, match="hsc_z"):
+        fit_map(model, data, one_band, config=cfg)
     with pytest.raises(ImageError, match="galaxies"):
         fit_map(model, np.concatenate([data, data]), np.concatenate([w, w]), config=cfg)
     with pytest.raises(ImageError, match="fixed"):

@@ -122,6 +122,11 @@ def _prepare(model: ImageModel, data, inv_var) -> tuple[torch.Tensor, torch.Tens
     empty = (inv_var.flatten(1) > 0).sum(1) == 0
     if empty.any():
         raise ImageError(f"galaxies {torch.nonzero(empty).flatten().tolist()} have every pixel masked")
+    band_empty = (inv_var.flatten(2) > 0).sum(2) == 0
+    if band_empty.any():
+        pairs = [(int(i), bands[int(j)]) for i, j in torch.nonzero(band_empty)]
+        raise ImageError(f"(galaxy, band) {pairs} have every pixel masked: that band's flux is not "
+                         "constrained; drop the band from the instrument")
     return data, inv_var
 
 
@@ -155,11 +160,11 @@ def fit_map(model: ImageModel, data, inv_var, host_prior=None, dust_prior=None,
     dust_conditional = bool(getattr(dust_prior, "conditional", False))
     lo, hi = config.delta_range
 
-    # ---- initial values: dust-free fluxes, the flux-weighted band-summed image
+    # ---- initial values: dust-free fluxes, the least-squares S of a rank-1 cube Σ F_b Y_b / Σ F_b²
     frac = (w > 0).to(data.dtype).flatten(2).mean(2)
     flux0 = ((data * (w > 0)).flatten(2).sum(2) / frac)
     flux0 = flux0.clamp_min(1e-6 * flux0.abs().amax(1, keepdim=True).clamp_min(1e-30))
-    img0 = (data / flux0[:, :, None, None] * (w > 0)).sum(1)
+    img0 = (flux0[:, :, None, None] * data * (w > 0)).sum(1) / flux0.square().sum(1)[:, None, None]
     img0 = img0.clamp_min(1e-4 * img0.flatten(1).amax(1).clamp_min(1e-30)[:, None, None])
     img0 = img0 / img0.flatten(1).amax(1)[:, None, None]
     tau0 = -np.log(config.init_transmission)
