@@ -36,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from sedinfer.posterior.galaxies import SEDPosterior
-    from sedinfer.posterior.support import attach_support, build_support
+    from sedinfer.posterior.sed import attach_support, build_support
     from sedinfer.simulate import simulate_catalog
 
     sed = SEDPosterior.load(args.model)

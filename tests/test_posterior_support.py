@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sedinfer.errors import ParameterError
-from sedinfer.posterior.flux_limited import FluxLimitedPrior, check_prior_spec
+from sedinfer.posterior.flux_limited import FluxLimitedPrior, check_prior_spec, check_selection
 from sedinfer.posterior.galaxies import SEDPosterior
 from sedinfer.posterior.sed import training_set
 from sedinfer.posterior.sed_config import SDSS_BANDS, SEDConfig, saved_config
@@ -77,9 +77,11 @@ def test_old_saved_configs_keep_the_redraw_new_configs_do_not():
     with pytest.raises(ParameterError, match="sigma_factor_range"):
         SEDConfig(sigma_factor_range=(2.0, 3.0))
     with pytest.raises(ParameterError, match="inference_prior"):
-        SEDConfig(inference_prior={"kind": "flux_limited", "band": "wise_w1"})
+        SEDConfig(inference_prior={"kind": "flux_limited", "band": "sdss_r0"})
+    with pytest.raises(ParameterError, match="wise_w1"):
+        SEDConfig(inference_prior={**_histogram().to_dict(), "selection": {"band": "wise_w1"}})
     with pytest.raises(ParameterError, match="mag_limit"):
-        SEDConfig(inference_prior={"kind": "flux_limited", "mag_limit": 17.77})
+        check_selection({"mag_limit": 17.77})
 
 
 def test_shipped_model_reads_as_trained_with_the_redraw():
@@ -110,11 +112,12 @@ def test_flux_limited_histogram_samples_its_counts_and_normalises():
 
 
 def test_training_set_draws_redshift_and_mass_from_the_flux_limited_prior():
-    spec = check_prior_spec({"kind": "flux_limited"}, SDSS_BANDS)
+    spec = check_selection({})
     assert spec["mag_max"] == 17.77 and spec["band"] == "sdss_r0"
-    cfg = SEDConfig(n_simulations=300, redshift_mode="phot", inference_prior={"kind": "flux_limited"})
     prior = _histogram()
-    theta, x, info = training_set(cfg, progress=False, joint_prior=prior.to_dict())
+    cfg = SEDConfig(n_simulations=300, redshift_mode="phot", inference_prior=prior.to_dict())
+    assert SEDConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    theta, x, info = training_set(cfg, progress=False)
     names = list(info["param_names"])
     z, m = theta[:, names.index("redshift")].numpy(), theta[:, names.index("log_mass")].numpy()
     assert np.isfinite(prior.log_prob(z, m)).all()          # every draw in an occupied cell
@@ -137,3 +140,38 @@ def test_error_floor_inflates_small_errors_and_names_the_bands():
     np.testing.assert_array_equal(res.samples, same.samples)  # as if the catalog had the floor's errors
     raw = sed.infer(flux, err, np.array([0.1]), n_samples=8, seed=0, derived=False, error_floor=False)
     assert raw.inflated_bands[0] == "" and not np.array_equal(raw.samples, res.samples)
+
+
+@pytest.mark.slow
+def test_flux_limited_prior_from_the_mock_population_is_low_redshift():
+    import importlib.util
+    from pathlib import Path
+
+    from sedinfer.filters import Filters
+
+    path = Path(__file__).parents[1] / "scripts" / "flux_limited_prior.py"
+    spec = importlib.util.spec_from_file_location("flux_limited_prior", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cfg = SEDConfig(redshift_mode="phot")
+    prior = script.build_flux_limited_prior(cfg.build_model(), Filters(list(cfg.bands)), cfg.build_noise(),
+                                     {"mag_max": 19.8, "n_galaxies": 300},
+                                     chunk=10_000)
+    assert sum(map(sum, prior.counts)) == 300
+    assert prior.selection["n_parent"] > 3000                 # a few % of the parent pass r < 19.8
+    assert 0.1 < prior.selection["median_redshift"] < 0.35 and prior.selection["median_log_mass"] > 10
+    assert check_prior_spec(prior.to_dict(), SDSS_BANDS) == prior.to_dict()
+    with pytest.raises(ParameterError, match="mag_max"):
+        check_selection({"mag_max": "bright"})
+
+
+def test_train_config_names_the_inference_prior_and_error_range(tmp_path):
+    from sedinfer.posterior.card import load_config
+
+    (tmp_path / "fl.json").write_text(json.dumps(_histogram().to_dict()))
+    toml = tmp_path / "cfg.toml"
+    toml.write_text('redshift_mode = "phot"\ninference_prior = "fl.json"\n'
+                    'sigma_factor_range = [0.3333, 3.0]\n')
+    cfg = load_config(toml)
+    assert FluxLimitedPrior.from_dict(cfg.inference_prior) == _histogram()
+    assert cfg.sigma_factor_range == (0.3333, 3.0) and cfg.redraw_negative is False

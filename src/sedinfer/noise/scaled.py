@@ -36,9 +36,7 @@ class ScaledNoiseModel(NoiseModel):
                  factor_range: Sequence[float] = (1 / 3, 3.0)) -> None:
         super().__init__(bands)
         if isinstance(base, Mapping):
-            from sedinfer.noise import from_dict
-
-            base = from_dict(dict(base))
+            base = _base_from_dict(dict(base))
         if not isinstance(base, NoiseModel):
             raise ParameterError(f"base must be a noise model or its to_dict(), got {type(base).__name__}")
         if tuple(base.bands) != self.bands:
@@ -104,6 +102,19 @@ class ScaledNoiseModel(NoiseModel):
     def _repr_extra(self) -> str:
         lo, hi = self.factor_range
         return f", base={self.base!r}, factor_range=({lo:.4g}, {hi:.4g})"
+
+
+def _base_from_dict(data: dict[str, Any]) -> NoiseModel:
+    """A depth, SNR or sigma model from its ``to_dict()`` (a scaled model cannot be a base)."""
+    from sedinfer.noise.depth import DepthNoiseModel
+    from sedinfer.noise.sigma import SigmaNoiseModel
+    from sedinfer.noise.snr import SNRNoiseModel
+
+    kinds = {cls.kind: cls for cls in (DepthNoiseModel, SigmaNoiseModel, SNRNoiseModel)}
+    cls = kinds.get(data.get("kind"))
+    if cls is None:
+        raise ParameterError(f"base noise model kind {data.get('kind')!r} is not one of {sorted(kinds)}")
+    return cls.from_dict(data)
 
 
 __all__ = ["ScaledNoiseModel"]

@@ -8,18 +8,21 @@ Generic engine (any simulator)::
     post.save(path); post = sedinfer.posterior.load(path)
 
 Galaxy SEDs (:mod:`sedinfer.posterior.sed`): training sets from the forward model, a noise model
-and a prior; the shipped SDSS models; per-galaxy summaries.
+and a prior; the shipped SDSS models; per-galaxy summaries; the density support test
+(:mod:`sedinfer.posterior.support`) and the flux-limited inference prior
+(:mod:`sedinfer.posterior.flux_limited`).
 """
 
 from sedinfer.posterior.calibration import calibration_report
 from sedinfer.posterior.estimator import Posterior, load
 from sedinfer.posterior.flow import FLOW_KINDS, FlowConfig, build_flow
 from sedinfer.posterior.galaxies import InferenceResult, SEDPosterior
-from sedinfer.posterior.sed import train_sed_posterior
+from sedinfer.posterior.sed import attach_support, build_support, train_sed_posterior
 from sedinfer.posterior.sed_config import SEDConfig
+from sedinfer.posterior.support import SupportModel
 from sedinfer.posterior.train import TrainConfig, train
 from sedinfer.posterior.validation import pp_coverage, sbc_ranks, tarp_coverage
 
 __all__ = ["Posterior", "load", "train", "FlowConfig", "TrainConfig", "FLOW_KINDS", "build_flow",
            "SEDPosterior", "SEDConfig", "InferenceResult", "train_sed_posterior", "calibration_report",
-           "pp_coverage", "sbc_ranks", "tarp_coverage"]
+           "pp_coverage", "sbc_ranks", "tarp_coverage", "SupportModel", "build_support", "attach_support"]

@@ -30,7 +30,8 @@ def load_config(path: str | os.PathLike):
 
     Top-level keys are SEDConfig fields; ``[model]``, ``[flow]`` and ``[train]`` tables hold the
     forward-model keywords, :class:`FlowConfig` and :class:`TrainConfig`; ``noise`` may name a
-    noise-model JSON file (relative to the config file).
+    noise-model JSON file, ``prior`` a ``Prior.to_dict()`` file and ``inference_prior`` a flux-limited
+    histogram file (``scripts/flux_limited_prior.py``), all relative to the config file.
     """
     from sedinfer.noise.base import read_json
     from sedinfer.posterior.sed_config import SEDConfig
@@ -38,8 +39,9 @@ def load_config(path: str | os.PathLike):
     data = read_toml(path)
     if isinstance(data.get("noise"), str):
         data["noise"] = read_json(Path(path).parent / data["noise"])
-    if "prior" in data and isinstance(data["prior"], str):
-        data["prior"] = json.loads((Path(path).parent / data["prior"]).read_text())
+    for key in ("prior", "inference_prior"):          # JSON files named relative to the config
+        if key in data and isinstance(data[key], str):
+            data[key] = json.loads((Path(path).parent / data[key]).read_text())
     try:
         return SEDConfig.from_dict(data)
     except TypeError as exc:

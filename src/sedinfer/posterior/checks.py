@@ -76,8 +76,7 @@ def validate_sed_posterior(sed, outdir: str | Path, n: int = 2000, n_samples: in
     if n_mcmc and sed.meta.get("inference_prior"):
         raise ParameterError("n_mcmc: the MCMC comparison samples the prior box, but this model was trained "
                              "with a flux-limited inference prior; run it without MCMC")
-    theta, x, info = training_set(config, n=pool, seed=seed, progress=progress,
-                                  joint_prior=sed.meta.get("inference_prior"))
+    theta, x, info = training_set(config, n=pool, seed=seed, progress=progress)
     if min_snr > 0:
         r = list(sed.bands).index("sdss_r0") if "sdss_r0" in sed.bands else 0
         keep = torch.nonzero(info["noisy"][:, r] / info["sigma"][:, r] >= min_snr)[:n, 0]

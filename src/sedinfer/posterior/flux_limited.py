@@ -3,14 +3,16 @@
 The prior box of the SPS model (PopSED Table 1: z uniform to 1.55, log M uniform 7.5–13) is the
 range an emulator must cover, not what a survey sees: a flux-limited sample (SDSS main sample
 r < 17.77, Strauss et al. 2002; GAMA r < 19.8, Baldry et al. 2010) holds few galaxies beyond
-z ≈ 0.3 and almost no dwarfs beyond z ≈ 0.05. :func:`build_flux_limited_prior` observes the
+z ≈ 0.3 and almost no dwarfs beyond z ≈ 0.05. ``scripts/flux_limited_prior.py`` observes the
 parent population of :class:`sedinfer.population.mock.MockPopulation` — p(z, log M) ∝ dV_c/dz ·
 φ(log M) with the GAMA double-Schechter mass function (Baldry et al. 2012) and PopSED Table 2 for
 the other parameters — through the SPS model and the noise model, keeps the galaxies whose
 observed magnitude in ``band`` is below ``mag_max`` (no other cut) and histograms their
 (z, log M). :class:`FluxLimitedPrior` samples that histogram (a cell ∝ its count, then uniform
 inside it) and gives its exact piecewise-constant log density. The other parameters keep the
-model's prior box. The histogram, not the recipe, is saved with a trained model.
+model's prior box. The histogram itself is the config value (``SEDConfig.inference_prior``, a
+JSON file in a ``train-posterior`` TOML) and is saved with a trained model. (The builder is a
+script because :mod:`sedinfer.population` imports :mod:`sedinfer.posterior`.)
 """
 
 from __future__ import annotations
@@ -30,28 +32,37 @@ FLUX_LIMITED_DEFAULTS: dict[str, Any] = {"band": "sdss_r0", "mag_max": 17.77, "n
 
 
 def check_prior_spec(spec: dict, bands: tuple[str, ...]) -> dict:
-    """A validated ``SEDConfig.inference_prior``: ``{"kind": "box"}`` or a flux-limited spec with
-    the keys of :data:`FLUX_LIMITED_DEFAULTS` filled in."""
-    if not isinstance(spec, dict) or spec.get("kind") not in ("box", "flux_limited"):
-        raise ParameterError(f"inference_prior must be {{'kind': 'box'}} or {{'kind': 'flux_limited', ...}}, "
-                             f"got {spec!r}")
-    if spec["kind"] == "box":
+    """A validated ``SEDConfig.inference_prior``: ``{"kind": "box"}`` or a
+    :meth:`FluxLimitedPrior.to_dict` histogram whose band is one of ``bands``."""
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind not in ("box", "flux_limited_histogram"):
+        raise ParameterError(f"inference_prior must be {{'kind': 'box'}} or a flux-limited histogram "
+                             f"(kind 'flux_limited_histogram', from scripts/flux_limited_prior.py), got "
+                             f"kind {kind!r}")
+    if kind == "box":
         if len(spec) > 1:
             raise ParameterError(f"inference_prior of kind 'box' takes no settings, got {sorted(spec)}")
         return {"kind": "box"}
-    unknown = sorted(set(spec) - set(FLUX_LIMITED_DEFAULTS) - {"kind"})
+    prior = FluxLimitedPrior.from_dict(spec)
+    band = prior.selection.get("band")
+    if band is not None and band not in bands:
+        raise ParameterError(f"inference_prior band {band!r} is not one of the bands {list(bands)}")
+    return prior.to_dict()
+
+
+def check_selection(spec: dict) -> dict:
+    """The selection settings of a flux-limited sample with :data:`FLUX_LIMITED_DEFAULTS` filled in."""
+    unknown = sorted(set(spec) - set(FLUX_LIMITED_DEFAULTS))
     if unknown:
-        raise ParameterError(f"unknown flux_limited inference_prior settings {unknown}; expected some of "
+        raise ParameterError(f"unknown flux-limited sample settings {unknown}; expected some of "
                              f"{sorted(FLUX_LIMITED_DEFAULTS)}")
-    out = {"kind": "flux_limited", **FLUX_LIMITED_DEFAULTS, **spec}
-    if out["band"] not in bands:
-        raise ParameterError(f"inference_prior band {out['band']!r} is not one of the bands {list(bands)}")
+    out = {**FLUX_LIMITED_DEFAULTS, **spec}
     if not (isinstance(out["mag_max"], (int, float)) and math.isfinite(out["mag_max"])):
-        raise ParameterError(f"inference_prior mag_max must be a finite AB magnitude, got {out['mag_max']!r}")
+        raise ParameterError(f"mag_max must be a finite AB magnitude, got {out['mag_max']!r}")
     for key in ("n_galaxies", "z_bins", "log_mass_bins", "seed"):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "seed" else 1):
-            raise ParameterError(f"inference_prior {key} must be a positive integer, got {v!r}")
+            raise ParameterError(f"{key} must be a positive integer, got {v!r}")
     return out
 
 
@@ -128,33 +139,4 @@ class FluxLimitedPrior:
                 f"{self.log_mass_edges[-1]:g}; other parameters from the prior box")
 
 
-def build_flux_limited_prior(model, filters, noise, spec: dict, chunk: int = 50_000) -> FluxLimitedPrior:
-    """Observe the MockPopulation parent through ``model``, ``filters`` and ``noise``, keep galaxies
-    with observed magnitude in ``spec["band"]`` < ``spec["mag_max"]`` until ``spec["n_galaxies"]``
-    pass, and histogram their (z, log M) on the parent's ranges."""
-    from sedinfer.population.mock import MockPopulation, make_mock_catalog
-
-    spec = check_prior_spec(spec, tuple(filters.names))
-    population = MockPopulation()
-    for name, (lo, hi) in (("redshift", population.z_range), ("log_mass", population.log_mass_range)):
-        box = model.prior[name]
-        if lo < box.low or hi > box.high:
-            raise ParameterError(f"the flux-limited sample's {name} range [{lo}, {hi}] leaves the model's "
-                                 f"prior box [{box.low}, {box.high}]")
-    with np.errstate(invalid="ignore", divide="ignore"):     # magnitudes of negative fluxes are unused
-        mock = make_mock_catalog(model, filters, spec["n_galaxies"], population=population, noise=noise,
-                                 limit_band=spec["band"], limit_mag=spec["mag_max"], min_snr=-math.inf,
-                                 seed=spec["seed"], chunk=chunk)
-    names = list(mock.param_names)
-    z, m = mock.theta[:, names.index("redshift")], mock.theta[:, names.index("log_mass")]
-    ze = np.linspace(*population.z_range, spec["z_bins"] + 1)
-    me = np.linspace(*population.log_mass_range, spec["log_mass_bins"] + 1)
-    counts, _, _ = np.histogram2d(z, m, bins=[ze, me])
-    selection = {**spec, "n_parent": int(mock.n_parent), "z_range": list(population.z_range),
-                 "log_mass_range": list(population.log_mass_range),
-                 "median_redshift": float(np.median(z)), "median_log_mass": float(np.median(m))}
-    return FluxLimitedPrior(tuple(ze.tolist()), tuple(me.tolist()),
-                            tuple(tuple(int(v) for v in r) for r in counts), selection)
-
-
-__all__ = ["FluxLimitedPrior", "build_flux_limited_prior", "check_prior_spec", "FLUX_LIMITED_DEFAULTS"]
+__all__ = ["FluxLimitedPrior", "check_prior_spec", "check_selection", "FLUX_LIMITED_DEFAULTS"]

@@ -11,6 +11,7 @@ describes the model; :class:`sedinfer.posterior.galaxies.SEDPosterior` wraps it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -20,6 +21,7 @@ from sedinfer.errors import ParameterError
 from sedinfer.posterior.encoding import context_names, dropout_mask, encode
 from sedinfer.posterior.galaxies import SEDPosterior
 from sedinfer.posterior.sed_config import SDSS_BANDS, SEDConfig
+from sedinfer.posterior.support import SUPPORT_SEED_OFFSET, SupportModel, fit_support
 from sedinfer.posterior.train import train
 
 OOD_QUANTILES = (0.0005, 0.9995)  # per-feature training range beyond which a row is flagged
@@ -32,8 +34,7 @@ def softening_maggies(noise, n_bands: int, seed: int = 0) -> torch.Tensor:
     return sigma.median(0).values.to(torch.float32)
 
 
-def training_set(config: SEDConfig, n: int | None = None, seed: int | None = None, progress: bool = True,
-                 joint_prior: dict | None = None):
+def training_set(config: SEDConfig, n: int | None = None, seed: int | None = None, progress: bool = True):
     """Simulate ``n`` (default ``config.n_simulations``) training pairs.
 
     Returns ``(theta, x, info)``: θ (n, D) over the inferred parameters (the model's, without
@@ -42,12 +43,12 @@ def training_set(config: SEDConfig, n: int | None = None, seed: int | None = Non
     (``theta_full``, ``flux``, ``noisy``, ``sigma`` in maggies, ``observed`` mask), and
     ``inference_prior`` (the flux-limited histogram as a dict, or None for the prior box).
 
-    With a flux-limited ``config.inference_prior``, (z, log M) are drawn from ``joint_prior`` (a
-    :class:`~sedinfer.posterior.flux_limited.FluxLimitedPrior` dict, e.g. the one saved with a
-    model) or, if None, from one built now.
+    With a flux-limited ``config.inference_prior`` (a
+    :class:`~sedinfer.posterior.flux_limited.FluxLimitedPrior` histogram), (z, log M) are drawn
+    from it and the other parameters from the prior box.
     """
     from sedinfer.filters import Filters
-    from sedinfer.posterior.flux_limited import FluxLimitedPrior, build_flux_limited_prior
+    from sedinfer.posterior.flux_limited import FluxLimitedPrior
     from sedinfer.simulate import simulate_photometry
 
     n = config.n_simulations if n is None else int(n)
@@ -59,9 +60,13 @@ def training_set(config: SEDConfig, n: int | None = None, seed: int | None = Non
     filters = Filters(list(config.bands))
     generator = torch.Generator().manual_seed(seed)
     theta, joint = None, None
-    if (config.inference_prior or {}).get("kind") == "flux_limited":
-        joint = (FluxLimitedPrior.from_dict(joint_prior) if joint_prior is not None
-                 else build_flux_limited_prior(model, filters, noise, config.inference_prior))
+    if (config.inference_prior or {}).get("kind") == "flux_limited_histogram":
+        joint = FluxLimitedPrior.from_dict(config.inference_prior)
+        for name, edges in (("redshift", joint.z_edges), ("log_mass", joint.log_mass_edges)):
+            box = model.prior[name]
+            if edges[0] < box.low or edges[-1] > box.high:
+                raise ParameterError(f"inference_prior covers {name} {edges[0]:g}-{edges[-1]:g}, outside "
+                                     f"the model's prior box [{box.low:g}, {box.high:g}]")
         theta = model.prior.sample((n,), generator=generator, dtype=torch.float64)
         z, log_mass = joint.sample(n, generator)
         theta[:, model.param_names.index("redshift")] = z
@@ -104,11 +109,10 @@ def train_sed_posterior(config: SEDConfig | None = None, checkpoint: str | os.Pa
                         device=None, progress: bool = True, support_simulations: int | None = None
                         ) -> SEDPosterior:
     """Simulate the training set of ``config`` (default ``SEDConfig()``), train the flow, build its
-    support model (:func:`sedinfer.posterior.support.build_support` on ``support_simulations``
+    support model (:func:`build_support` on ``support_simulations``
     fresh simulations, default min(40000, max(1000, n_simulations / 25)); 0 skips it) and
     return a ``SEDPosterior``."""
     from sedinfer import __version__
-    from sedinfer.posterior.support import attach_support, build_support
 
     config = SEDConfig() if config is None else config
     theta, x, info = training_set(config, progress=progress)
@@ -134,5 +138,28 @@ def train_sed_posterior(config: SEDConfig | None = None, checkpoint: str | os.Pa
     return sed
 
 
+def build_support(posterior, n: int = 40_000, seed: int | None = None, n_components: int = 24,
+                  quantile: float = 0.99, progress: bool = False) -> SupportModel:
+    """A :class:`SupportModel` for a trained SED posterior from ``n`` fresh simulations of its own
+    config (all bands observed; half fit the mixture, half set the thresholds). ``seed`` default:
+    config seed + :data:`SUPPORT_SEED_OFFSET`."""
+    if n < 200:
+        raise ParameterError(f"n must be >= 200 simulations, got {n}")
+    config = dataclasses.replace(SEDConfig.from_dict(posterior.meta["config"]), band_dropout=0.0)
+    seed = config.seed + SUPPORT_SEED_OFFSET if seed is None else int(seed)
+    _, x, _ = training_set(config, n=n, seed=seed, progress=progress)
+    half = n // 2
+    spec = config.redshift_mode == "spec"
+    return fit_support(x[:half], x[half:], len(config.bands), spec, n_components, quantile,
+                       seed=int(seed % (2**31)))
+
+
+def attach_support(posterior, support: SupportModel) -> None:
+    """Store ``support`` in the posterior's metadata (saved with it) and use it from now on."""
+    posterior.posterior.metadata["sed"]["support"] = support.to_dict()
+    posterior.meta["support"] = support.to_dict()
+    posterior.support = support
+
+
 __all__ = ["SEDConfig", "SDSS_BANDS", "training_set", "train_sed_posterior", "softening_maggies",
-           "feature_ranges"]
+           "feature_ranges", "build_support", "attach_support"]

@@ -10,8 +10,9 @@ seed — and three noise/prior choices of issue 20:
 - ``sigma_factor_range`` (default None): (u_lo, u_hi) to draw each training σ as the noise
   model's σ times a log-uniform factor on that range (:class:`sedinfer.noise.ScaledNoiseModel`),
   e.g. (1/3, 3), so catalogs with other errors are inside the training support.
-- ``inference_prior`` (default None, the prior box): ``{"kind": "flux_limited", ...}`` draws
-  (z, log M) from a flux-limited sample (:mod:`sedinfer.posterior.flux_limited`).
+- ``inference_prior`` (default None, the prior box; ``{"kind": "box"}`` says so): a flux-limited
+  p(z, log M) histogram (:class:`sedinfer.posterior.flux_limited.FluxLimitedPrior` dict, built by
+  ``scripts/flux_limited_prior.py``) from which the training set draws (z, log M).
 
 Models saved before these settings existed were trained with the redraw:
 :func:`saved_config` fills in :data:`SAVED_DEFAULTS` for keys a saved config lacks.
@@ -49,7 +50,7 @@ class SEDConfig:
     train: TrainConfig = TrainConfig()
     redraw_negative: bool = False                       # PopSED's redraw of negative noisy fluxes
     sigma_factor_range: tuple[float, float] | None = None  # log-uniform σ factor (u_lo, u_hi)
-    inference_prior: dict | None = None                 # None / {"kind": "box"} or flux-limited spec
+    inference_prior: dict | None = None                 # None / {"kind": "box"} or flux-limited histogram
 
     def __post_init__(self) -> None:
         if self.redshift_mode not in ("spec", "phot"):

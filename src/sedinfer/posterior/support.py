@@ -13,9 +13,9 @@ bands the mixture is marginalised exactly over them (drop the rows and columns o
 covariances) and the thresholds are those of the same band pattern, computed on the calibration
 simulations for every pattern at build time.
 
-:func:`build_support` makes one for any trained :class:`~sedinfer.posterior.galaxies.SEDPosterior`
-from fresh simulations of its own config (no retraining); it is saved in the model's metadata as
-plain numbers (JSON, versioned), not pickles.
+:func:`sedinfer.posterior.sed.build_support` makes one for any trained
+:class:`~sedinfer.posterior.galaxies.SEDPosterior` from fresh simulations of its own config (no
+retraining); it is saved in the model's metadata as plain numbers (JSON, versioned), not pickles.
 """
 
 from __future__ import annotations
@@ -177,33 +177,6 @@ def fit_support(x_fit: torch.Tensor, x_cal: torch.Tensor, n_bands: int, spec: bo
     return dataclasses.replace(model, thresholds=thresholds, info=info)
 
 
-def build_support(posterior, n: int = 40_000, seed: int | None = None, n_components: int = 24,
-                  quantile: float = 0.99, progress: bool = False) -> SupportModel:
-    """A :class:`SupportModel` for a trained SED posterior from ``n`` fresh simulations of its own
-    config (all bands observed; half fit the mixture, half set the thresholds). ``seed`` default:
-    config seed + :data:`SUPPORT_SEED_OFFSET`."""
-    from sedinfer.posterior.sed import training_set
-    from sedinfer.posterior.sed_config import SEDConfig
-
-    if n < 200:
-        raise ParameterError(f"n must be >= 200 simulations, got {n}")
-    config = dataclasses.replace(SEDConfig.from_dict(posterior.meta["config"]), band_dropout=0.0)
-    seed = config.seed + SUPPORT_SEED_OFFSET if seed is None else int(seed)
-    _, x, _ = training_set(config, n=n, seed=seed, progress=progress,
-                           joint_prior=posterior.meta.get("inference_prior"))
-    half = n // 2
-    spec = config.redshift_mode == "spec"
-    return fit_support(x[:half], x[half:], len(config.bands), spec, n_components, quantile,
-                       seed=int(seed % (2**31)))
-
-
-def attach_support(posterior, support: SupportModel) -> None:
-    """Store ``support`` in the posterior's metadata (saved with it) and use it from now on."""
-    posterior.posterior.metadata["sed"]["support"] = support.to_dict()
-    posterior.meta["support"] = support.to_dict()
-    posterior.support = support
-
-
-__all__ = ["SupportModel", "fit_support", "build_support", "attach_support", "SUPPORT_VERSION"]
+__all__ = ["SupportModel", "fit_support", "SUPPORT_VERSION", "SUPPORT_SEED_OFFSET"]
 
 
