@@ -192,6 +192,7 @@ def test_unexpected_error_exit_1_and_debug(monkeypatch, capsys):
     assert code == 1 and "Traceback" in err
 
 
+@pytest.mark.slow
 def test_python_m_entry_point(tmp_path):
     out = tmp_path / "mock.ecsv"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

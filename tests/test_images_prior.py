@@ -112,6 +112,7 @@ def test_save_load_round_trip(tmp_path):
         load(tmp_path / "junk.pt")
 
 
+@pytest.mark.slow
 def test_dsm_loss_decreases_on_toy(tmp_path):
     host, dust = blobs(32)
     cfg = PriorTrainConfig(kind="dust_given_host", steps=30, batch_size=8, lr=5e-3, base_channels=8,

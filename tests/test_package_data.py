@@ -58,6 +58,7 @@ def test_wheel_holds_every_tracked_data_file(tracked, tmp_path):
     assert missing == []
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::sedinfer.population.PopulationWarning")
 def test_population_demo_runs_end_to_end(tmp_path, capsys):
     from sedinfer.cli import main

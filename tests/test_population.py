@@ -385,6 +385,7 @@ def test_real_sps_model_fit_runs(default_model, sdss):
     assert np.isfinite(pop.history[0]["epochs"][-1]["loss"])
 
 
+@pytest.mark.slow
 def test_selection_weights_reduce_flux_limit_bias():
     mags, errs, _ = toy_catalog(2000, [0.0, 0.0], 0.5, seed=2)
     width = 0.3
@@ -475,6 +476,7 @@ def test_sample_and_log_prob_matches_log_prob_and_kl_starts_at_zero():
     assert float(log_q.detach().mean()) + flow.log_volume() > 0     # KL(q || uniform) > 0 once it moved
 
 
+@pytest.mark.slow
 def test_a_parameter_the_data_ignore_ends_uniform():
     """The entropy term is KL(q ‖ uniform box): a third parameter the photometry ignores ends uniform."""
     def blind(theta):

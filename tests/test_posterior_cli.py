@@ -21,6 +21,7 @@ max_epochs = 2
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["spec", "phot"])
 def test_train_then_validate(tmp_path, capsys, mode):
     cfg = tmp_path / "tiny.toml"

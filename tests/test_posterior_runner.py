@@ -244,6 +244,7 @@ def test_column_maps_from_options_toml_andcolumn_units(tiny, cat, reference, tmp
         by_options.arrays(renamed)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_equals_serial(tiny, cmap, reference, tmp_path):
     s = runner.run_posterior(reference[2] / "cat.parquet", tmp_path / "d.parquet", cmap, model=tiny[1],
                              n_samples=N_SAMPLES, seed=SEED, chunk_rows=5, scheduler="local", workers=1,

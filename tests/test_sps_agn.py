@@ -10,6 +10,7 @@ import sedinfer as si
 from sedinfer.sps.agn import T_SUBLIMATION_K, blackbody_per_unit_luminosity, torus_template
 
 
+@pytest.mark.slow
 def test_templates_have_unit_luminosity_and_a_sublimation_cutoff():
     wave = np.geomspace(100.0, 1e8, 400_000)
     bb = blackbody_per_unit_luminosity(wave, np.array([150.0, 1500.0]))

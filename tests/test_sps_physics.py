@@ -223,6 +223,7 @@ def _young_old(model, theta, plan):
     return p, young, old
 
 
+@pytest.mark.slow
 def test_birth_clouds_follow_the_fsps_power_law(gen):
     model = si.SPSModel().double()
     assert model.config.birth_cloud_curve == "power_law" and model.config.birth_cloud_index == -1.0
@@ -251,6 +252,7 @@ def test_birth_cloud_index_is_the_power(gen):
     assert torch.allclose(ratio, expected, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_no_birth_clouds_is_the_ism_alone(sdss_wise, gen):
     for kw in ({}, {"nebular": True}, {"nebular": True, "dust_emission": True}):
         power, kc = si.SPSModel(**kw).double(), si.SPSModel(birth_cloud_curve="kc", **kw).double()
@@ -275,6 +277,7 @@ def test_kc_option_reproduces_sedinfer_0_1(sdss_wise):
     assert torch.allclose(model.photometry(theta, sdss_wise), old, atol=2e-9)
 
 
+@pytest.mark.slow
 def test_power_law_energy_balance_in_photometry(sdss_wise, gen):
     """The absorbed luminosity of photometry plans (coarse energy grid, extended into the IR
     for the power law) equals that of a fine spectrum grid from 100 Å to 1 cm."""
@@ -304,6 +307,7 @@ def test_charlot_fall_gradients_finite(kw, sdss_wise, gen):
         assert (grad[:, model.param_names.index("tau_bc")] < 0).all()
 
 
+@pytest.mark.slow
 def test_power_law_ism_option_is_exact(sdss_wise, gen):
     """ism_curve="power_law": exp(-tau_ism (lambda/5500)^n_dust) on all stars at every wavelength,
     birth clouds on their own power law (the Charlot & Fall 2000 / bagpipes CF00 form)."""
