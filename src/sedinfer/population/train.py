@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ from sedinfer.population.forward import ForwardModel
 from sedinfer.population.losses import marginal_directions, population_loss, whitening_matrix
 
 MONITOR_SEED = 7919
+#: members trained in threads of one process (e.g. an in-process Dask cluster) must not interleave
+#: their seeded initialisations of torch's global generator
+_INIT_LOCK = threading.Lock()
 
 
 def fingerprint(parts: Any) -> str:
@@ -128,7 +132,7 @@ def train_member(seed: int, forward: ForwardModel, observed: Tensor, config: Fit
     """
     sim = forward.simulator
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with _INIT_LOCK, torch.random.fork_rng(devices=devices):   # the global RNG: one member at a time
         torch.manual_seed(seed)
         flow = BoxFlow(sim.low, sim.high, config.flow, sim.param_names).to(device)
     total = config.epochs * steps_per_epoch
