@@ -30,6 +30,27 @@ def resolve_cosmology(cosmology=None):
     raise TypeError(f"cosmology must be an astropy Cosmology or a name, got {type(cosmology)}")
 
 
+#: tabulations already made in this process, by (repr of the cosmology, z_max, dz): astropy
+#: integrates d_L and the age point by point (~3.6 s for the default grid), and every SPSModel
+#: needs them. The repr of an astropy cosmology lists all its parameters.
+_TABLES: dict[tuple[str, float, float], tuple[np.ndarray, np.ndarray]] = {}
+_MAX_TABLES = 8
+
+
+def _tabulate(cosmology, z: np.ndarray, z_max: float, dz: float) -> tuple[np.ndarray, np.ndarray]:
+    """(d_L [Mpc] floored at 10 pc, age [Gyr]) on the grid ``z``, read-only, cached per cosmology."""
+    key = (repr(cosmology), z_max, dz)
+    if key not in _TABLES:
+        dl = np.maximum(cosmology.luminosity_distance(z).value, TEN_PC_MPC)
+        age = np.asarray(cosmology.age(z).value, dtype=np.float64)
+        for a in (dl, age):
+            a.setflags(write=False)
+        if len(_TABLES) >= _MAX_TABLES:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = (dl, age)
+    return _TABLES[key]
+
+
 class CosmologyTable:
     """Tabulated ``d_L(z)`` [Mpc] and ``t_age(z)`` [Gyr] on ``0 <= z <= z_max``."""
 
@@ -39,8 +60,7 @@ class CosmologyTable:
         self.dz = float(dz)
         z = np.arange(0.0, self.z_max + 2 * dz, dz)
         self.z = z
-        self.dl_mpc = np.maximum(self.cosmology.luminosity_distance(z).value, TEN_PC_MPC)
-        self.age_gyr = self.cosmology.age(z).value
+        self.dl_mpc, self.age_gyr = _tabulate(self.cosmology, z, self.z_max, self.dz)
         self.age0_gyr = float(self.age_gyr[0])
 
     def _interp(self, table: np.ndarray, z: torch.Tensor) -> torch.Tensor:
