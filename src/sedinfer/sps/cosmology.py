@@ -38,17 +38,16 @@ _MAX_TABLES = 8
 
 
 def _tabulate(cosmology, z: np.ndarray, z_max: float, dz: float) -> tuple[np.ndarray, np.ndarray]:
-    """(d_L [Mpc] floored at 10 pc, age [Gyr]) on the grid ``z``, read-only, cached per cosmology."""
+    """(d_L [Mpc] floored at 10 pc, age [Gyr]) on the grid ``z``, cached per cosmology (copies)."""
     key = (repr(cosmology), z_max, dz)
     if key not in _TABLES:
         dl = np.maximum(cosmology.luminosity_distance(z).value, TEN_PC_MPC)
         age = np.asarray(cosmology.age(z).value, dtype=np.float64)
-        for a in (dl, age):
-            a.setflags(write=False)
         if len(_TABLES) >= _MAX_TABLES:
             _TABLES.pop(next(iter(_TABLES)))
         _TABLES[key] = (dl, age)
-    return _TABLES[key]
+    dl, age = _TABLES[key]
+    return dl.copy(), age.copy()
 
 
 class CosmologyTable:
