@@ -62,3 +62,9 @@ def test_pixel_index_checks_the_grid():
         inst.pixel_index(ll + 0.3e-4)
     with pytest.raises(ValueError, match="not the SDSS grid"):
         inst.pixel_index(ll[::-1])
+
+
+def test_new_parts_are_reachable_from_the_top_level_package():
+    import sedinfer as si
+
+    assert callable(si.spectra.read_sdss) and si.images.__name__ == "sedinfer.images"

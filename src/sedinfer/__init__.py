@@ -21,7 +21,7 @@ _LAZY = {
     "Prior": ("sedinfer.priors", "Prior"),
 }
 _SUBMODULES = {"sps", "priors", "noise", "filters", "catalog", "units", "errors", "cli", "posterior",
-               "population", "simulate"}
+               "population", "simulate", "spectra", "images"}
 
 __all__ = ["SPSModel", "Filters", "Prior", "__version__", *sorted(_SUBMODULES)]
 
