@@ -2,9 +2,19 @@
 
 Formats are chosen by extension (:data:`FORMATS`): FITS (``.fits``, ``.fit``, ``.fits.gz``),
 Parquet (``.parquet``, ``.pq``), ECSV (``.ecsv``) and plain CSV (``.csv``). Column units and
-table metadata survive FITS (``TUNITn``; the metadata as one JSON header value ``SEDMETA``),
+table metadata survive FITS (units as below; the metadata as one JSON header value ``SEDMETA``),
 Parquet (astropy's YAML schema metadata) and ECSV (its YAML header); plain CSV keeps only the
-column names and values. Metadata values must be JSON-serialisable; sedinfer stores nested
+column names and values.
+
+FITS units (:func:`fits_unit`, the one rule): ``TUNITn`` holds only strings that astropy's FITS
+unit parser reads back, without a warning, as the same unit (``Gyr``, ``solMass yr-1``, ``mag``).
+Units the FITS standard lacks get no ``TUNITn`` but a ``TCOMMn`` in words: nanomaggies (not a
+FITS unit), logarithmic quantities (``dex(solMass)``: FITS has no ``dex`` and no function units,
+and the physical unit alone would misstate a log10 value) and AB magnitudes (``TUNITn = 'mag'``
+plus ``TCOMMn``, since FITS has no ``mag(AB)``). The exact astropy units of those columns are kept
+in one JSON header value ``SEDUNITS`` ({column: unit string}) that :func:`read_catalog` restores,
+so ``astropy.table.Table.read`` of a sedinfer FITS file raises no ``UnitsWarning`` and sedinfer
+reads every unit back. Metadata values must be JSON-serialisable; sedinfer stores nested
 objects (model configuration, prior, noise model) as JSON strings.
 
 Fluxes in catalogs are in **nanomaggies** (:data:`FLUX_UNIT`): 1 nmgy = 1e-9 maggies =
@@ -38,6 +48,7 @@ FORMATS: dict[str, str] = {".fits": "fits", ".fit": "fits", ".fits.gz": "fits", 
 """Supported file extensions and their formats."""
 
 _META_KEY = "SEDMETA"  # FITS header keyword holding the table metadata as JSON
+_UNITS_KEY = "SEDUNITS"  # FITS header keyword: JSON {column: astropy unit} of units FITS cannot state
 
 
 def flux_column(band: str) -> str:
@@ -233,13 +244,16 @@ def _fits_table(hdu, columns: Sequence[str] | None, rows: slice) -> Table:
     """Rows of a FITS table HDU as a Table with in-memory, native-order copies of the data."""
     data = hdu.data
     names = list(columns) if columns is not None else list(hdu.columns.names)
+    exact_units = json.loads(hdu.header[_UNITS_KEY]) if _UNITS_KEY in hdu.header else {}
     cols = []
     for name in names:
         fcol = hdu.columns[name]
         arr = np.array(data[name][rows]) if data is not None else np.zeros(0)
         if arr.dtype.kind == "U":
             arr = np.char.rstrip(arr)
-        kwargs = {"name": name, "unit": _parse_unit(fcol.unit, fits_format=True)}
+        unit = _parse_unit(exact_units[name]) if name in exact_units else _parse_unit(fcol.unit,
+                                                                                     fits_format=True)
+        kwargs = {"name": name, "unit": unit}
         if fcol.null is not None and arr.dtype.kind in "iu":
             cols.append(MaskedColumn(arr, mask=arr == fcol.null, **kwargs))
         else:
@@ -251,7 +265,8 @@ def _fits_table(hdu, columns: Sequence[str] | None, rows: slice) -> Table:
         from astropy.io.fits.connect import REMOVE_KEYWORDS, is_column_keyword
 
         meta = {k: v for k, v in header.items() if isinstance(v, (str, int, float, bool))
-                and k not in ("COMMENT", "HISTORY", "", *REMOVE_KEYWORDS) and not is_column_keyword(k)}
+                and k not in ("COMMENT", "HISTORY", "", _UNITS_KEY, *REMOVE_KEYWORDS)
+                and not is_column_keyword(k) and not (k.startswith("TCOMM") and k[5:].isdigit())}
     return _native(Table(cols, meta=meta))
 
 
@@ -320,9 +335,58 @@ def _write(table: Table, tmp: Path, fmt: str) -> None:
     table.write(tmp, format={"parquet": "parquet", "ecsv": "ascii.ecsv", "csv": "ascii.csv"}[fmt])
 
 
+def fits_unit(unit) -> tuple[str | None, str | None]:
+    """``(TUNIT, TCOMM)`` of a FITS table column in ``unit`` (see the module docstring).
+
+    ``TUNIT`` is a string astropy's FITS parser reads back as ``unit`` without a warning, ``'mag'``
+    for a magnitude unit such as ``mag(AB)``, or None (no FITS unit: nanomaggies, ``dex(...)``,
+    none or dimensionless). ``TCOMM`` (None when ``TUNIT`` is exact) names the unit in words:
+    ``'dex(solMass): log10 of the value in solMass'``, ``'nmgy: nanomaggies, 3.631 uJy ...'``.
+    """
+    if unit is None:
+        return None, None
+    unit = unit if isinstance(unit, (u.UnitBase, u.FunctionUnitBase)) else u.Unit(unit, parse_strict="silent")
+    if isinstance(unit, u.UnrecognizedUnit):        # a string astropy does not know: kept as written
+        return None, f"{unit.name} (not a unit astropy or FITS knows)"
+    if unit == u.dimensionless_unscaled:
+        return None, None
+    generic = unit.to_string()
+    if not isinstance(unit, u.FunctionUnitBase):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                text = unit.to_string(format="fits")
+                if u.Unit(text, format="fits") == unit:
+                    return text, None
+            except (ValueError, TypeError, Warning):
+                pass
+    if isinstance(unit, u.FunctionUnitBase):
+        physical = unit.physical_unit
+        if unit.function_unit == u.mag:
+            zero = "AB magnitude" if unit == u.ABmag else f"magnitude of a quantity in {physical}"
+            return "mag", f"{generic}: {zero} (FITS has no magnitude system)"
+        if unit.function_unit == u.dex:
+            what = ("a dimensionless value" if physical == u.dimensionless_unscaled
+                    else f"the value in {physical.to_string()}")
+            return None, f"{generic}: log10 of {what} (FITS has no dex)"
+        return None, f"{generic} (no FITS unit)"
+    if unit == u.dex:
+        return None, "dex: log10 of a dimensionless value (FITS has no dex)"
+    from sedinfer.units import AB_ZEROPOINT_JY
+
+    try:
+        ujy = (1 * unit).to(u.uJy, equivalencies=u.zero_point_flux(AB_ZEROPOINT_JY * u.Jy)).value
+    except u.UnitConversionError:
+        return None, f"{generic} (no FITS unit)"
+    name = {"nmgy": "nanomaggies", "mgy": "maggies"}.get(generic, generic)
+    return None, (f"{generic}: {name}, 1 {generic} = {ujy:.6g} uJy (AB mag = "
+                  f"{2.5 * np.log10(AB_ZEROPOINT_JY * 1e6 / ujy):.6g} - 2.5 log10 f; no FITS unit)")
+
+
 def _write_fits(table: Table, tmp: Path) -> None:
-    """FITS with every unit kept: TUNITn in FITS syntax where possible, else astropy's generic
-    string (e.g. ``nmgy``, ``dex(solMass)``), which :func:`read_catalog` parses back."""
+    """FITS with every unit kept under the rule of :func:`fits_unit`: TUNITn when FITS has the
+    unit, else TCOMMn in words and the astropy unit in ``SEDUNITS``, which :func:`read_catalog`
+    restores."""
     from astropy.io import fits
 
     bare = Table(table, copy=False)
@@ -331,18 +395,20 @@ def _write_fits(table: Table, tmp: Path) -> None:
     for name in bare.colnames:
         units[name], bare[name].unit = bare[name].unit, None
     hdu = fits.table_to_hdu(bare)
+    exact = {}
     for i, name in enumerate(bare.colnames, start=1):
-        unit = units[name]
-        if unit is None or unit == u.dimensionless_unscaled:
-            continue
-        try:
-            text = unit.to_string(format="fits")
-        except (ValueError, TypeError):
-            text = unit.to_string()
-        hdu.header[f"TUNIT{i}"] = text
+        text, words = fits_unit(units[name])
+        if text is not None:
+            hdu.header[f"TUNIT{i}"] = text
+        if words is not None:
+            hdu.header[f"TCOMM{i}"] = words
+            exact[name] = units[name].to_string()
+    if exact:
+        hdu.header[_UNITS_KEY] = json.dumps(exact)
     hdu.header[_META_KEY] = json.dumps(table.meta)
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp)
 
 
-__all__ = ["FLUX_UNIT", "FORMATS", "catalog_columns", "catalog_format", "flux_bands", "flux_column",
-           "flux_err_column", "flux_true_column", "iter_catalog_chunks", "read_catalog", "write_catalog"]
+__all__ = ["FLUX_UNIT", "FORMATS", "catalog_columns", "catalog_format", "fits_unit", "flux_bands",
+           "flux_column", "flux_err_column", "flux_true_column", "iter_catalog_chunks", "read_catalog",
+           "write_catalog"]
