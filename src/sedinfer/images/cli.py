@@ -1,8 +1,15 @@
-"""``sedinfer dustmap simulate``: simulated dusty galaxies written as FITS cubes (issue 18 §2, §6).
+"""``sedinfer dustmap simulate`` and ``sedinfer dustmap fit`` (issue 18 §2, §6-8).
 
-Only the argument builder and the runner live here; the top-level CLI wires them in. Writes
-``OUT/<name>.fits`` per galaxy view (and variant) and ``OUT/manifest.csv`` with the truth of
-every file; ``--pairs FILE.npz`` also writes the (S, D) training pairs in one array file.
+Only the argument builders and the runners live here; the top-level CLI wires them in (its
+``_add_steps`` looks up ``add_<step>_arguments`` / ``run_<step>``); :func:`main` runs them alone
+(``python -m sedinfer.images.cli fit ...``).
+
+``simulate`` writes ``OUT/<name>.fits`` per galaxy view (and variant) and ``OUT/manifest.csv``
+with the truth of every file; ``--pairs FILE.npz`` also writes the (S, D) training pairs.
+
+``fit`` fits cubes (files or folders) with :func:`sedinfer.images.runner.run_dustmap_fit` and
+writes ``OUT/<name>.dustmap.fits``, ``.png``, ``.json`` per galaxy and ``OUT/run.json``. Exit
+status 0 when every galaxy was fitted, 2 when some could not be (each listed with its reason).
 """
 
 from __future__ import annotations
@@ -89,4 +96,164 @@ def run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_simulate_arguments", "run_simulate"]
+FIT_DEFAULTS = {"max_steps": 3000, "min_steps": 50, "lr": 0.05, "tol": 1e-5, "patience": 20,
+                "temperature": 0.2}
+"""The defaults of :class:`sedinfer.images.fit.FitConfig` as literals, so that building the
+parser imports no torch (a test keeps the two equal)."""
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
+
+
+def parse_bands(text: str | None) -> tuple[str, ...] | None:
+    """``--bands``: a group alias of :data:`sedinfer.filters.FILTER_GROUPS` (hsc = HSC grizy) or
+    comma-separated sedpy names; None keeps each file's ``BANDn`` keys."""
+    if text is None:
+        return None
+    from sedinfer.filters import FILTER_GROUPS
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    out: list[str] = []
+    for name in names:
+        out += list(FILTER_GROUPS.get(name.lower(), (name,)))
+    if not out:
+        raise SystemExit("--bands: expected a preset (hsc, lsst, decam, sdss) or comma-separated names")
+    return tuple(out)
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of ``sedinfer dustmap fit``."""
+    from sedinfer.cli_args import positive_int
+    from sedinfer.threads import DEFAULT_THREADS
+
+    parser.add_argument("cubes", nargs="*", metavar="CUBE",
+                        help="FITS cutouts (a SCI cube or one image HDU per band; optional VAR/IVAR, "
+                             "PSF) or folders of them")
+    parser.add_argument("--out", type=Path, help="output folder (--demo default: dustmap_demo)")
+    parser.add_argument("--bands", default=None,
+                        help="preset (hsc = HSC grizy, lsst, decam, sdss) or comma-separated sedpy names; "
+                             "default: the files' BANDn header keys")
+    parser.add_argument("--prior", choices=("conditional", "unconditional", "none"), default="conditional",
+                        help="s(S) + s(D|S) (default), s(S) + s(D), or none (the likelihood alone)")
+    parser.add_argument("--prior-dir", type=Path, default=None,
+                        help="folder with trained host.pt and dust_given_host.pt (or dust.pt); "
+                             "default: the weights shipped in the package")
+    g = parser.add_argument_group("image model")
+    g.add_argument("--redshift", type=float, default=None,
+                   help="redshift of every galaxy (default: each file's REDSHIFT or Z header key)")
+    g.add_argument("--psf-fwhm", type=_float_list, default=None, metavar="ARCSEC[,...]",
+                   help="Moffat (beta 3) PSF FWHM, one value or one per band, for files without a PSF HDU "
+                        "(HSC bands default to median Wide seeing)")
+    g.add_argument("--pixel-scale", type=float, default=None, help="arcsec per pixel (HSC: 0.168)")
+    g.add_argument("--size", type=positive_int, default=64,
+                   help="stamp size: larger images are cut around their centre (default 64, the priors')")
+    g.add_argument("--min-snr", type=float, default=5.0,
+                   help="an image whose peak S/N (bands combined, 3x3 sum) is below this is 'empty'")
+    f = parser.add_argument_group("optimiser (defaults: sedinfer.images.fit.FitConfig)")
+    d = argparse.Namespace(**FIT_DEFAULTS)
+    f.add_argument("--max-steps", type=positive_int, default=d.max_steps, help=f"(default {d.max_steps})")
+    f.add_argument("--min-steps", type=int, default=d.min_steps, help=f"(default {d.min_steps})")
+    f.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+    f.add_argument("--tol", type=float, default=d.tol,
+                   help=f"stop when max_b |dF_b/F_b| < TOL for --patience iterations (default {d.tol})")
+    f.add_argument("--patience", type=positive_int, default=d.patience, help=f"(default {d.patience})")
+    f.add_argument("--temperature", type=float, default=d.temperature,
+                   help=f"prior score temperature t (default {d.temperature})")
+    r = parser.add_argument_group("execution")
+    r.add_argument("--batch", type=positive_int, default=8, help="galaxies per fit_map call (default 8)")
+    r.add_argument("--chunk", type=positive_int, default=32,
+                   help="galaxies per resumable chunk / Dask task (default 32)")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the chunks on a Dask cluster at ADDRESS; 'local' starts a LocalCluster")
+    r.add_argument("--workers", type=positive_int, default=None,
+                   help="workers of --scheduler local (default: number of CPUs)")
+    r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help=f"torch threads per process (default {DEFAULT_THREADS}; for many cores use "
+                        "--scheduler local --workers N)")
+    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present)")
+    r.add_argument("--no-figures", action="store_true", help="write no per-galaxy PNG")
+    r.add_argument("--overwrite", action="store_true",
+                   help="refit galaxies with outputs in --out (default: resume, skipping complete ones)")
+    r.add_argument("--retry-failed", action="store_true", help="refit galaxies that failed before")
+    r.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    parser.add_argument("--demo", action="store_true",
+                        help="fit the example cubes shipped in the package (with --prior none until "
+                             "the priors ship)")
+    return parser
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Run ``sedinfer dustmap fit`` with parsed ``args``; returns the exit status."""
+    import sys
+
+    from sedinfer.images.errors import ImageError
+    from sedinfer.images.fit import FitConfig
+    from sedinfer.images.runner import FitSettings, demo_cubes, resolve_priors, run_dustmap_fit
+
+    if args.demo:
+        if args.cubes:
+            raise ImageError("--demo fits the shipped example cubes; do not also give CUBE files")
+        cubes, out = demo_cubes(), args.out or Path("dustmap_demo")
+    else:
+        if not args.cubes or args.out is None:
+            raise ImageError("give CUBE files or folders and --out DIR (or --demo)")
+        cubes, out = args.cubes, args.out
+    priors = resolve_priors(args.prior, args.prior_dir)        # fails before any fit
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        config = FitConfig(max_steps=args.max_steps, min_steps=min(args.min_steps, args.max_steps),
+                           lr=args.lr, tol=args.tol, patience=args.patience, temperature=args.temperature)
+    except ValueError as exc:
+        raise ImageError(str(exc)) from exc
+    settings = FitSettings(bands=parse_bands(args.bands), size=args.size, redshift=args.redshift,
+                           psf_fwhm=args.psf_fwhm, pixel_scale=args.pixel_scale, config=config,
+                           batch=args.batch, figures=not args.no_figures, device=device,
+                           min_snr=args.min_snr)
+    summary = run_dustmap_fit(cubes, out, settings, priors, chunk=args.chunk, scheduler=args.scheduler,
+                              workers=args.workers, threads=args.threads, overwrite=args.overwrite,
+                              retry_failed=args.retry_failed, progress=not args.no_progress)
+    print(summary.line())
+    if summary.n_failed:
+        print(f"{summary.n_failed} galaxies could not be fitted (ok=false with a reason in "
+              f"{Path(out) / 'run.json'}); first:", file=sys.stderr)
+        for name, reason in summary.failures[:10]:
+            print(f"  {name}: {reason}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sedinfer.images.cli {simulate,fit} ...`` (the same as ``sedinfer dustmap ...``)."""
+    import sys
+
+    from sedinfer.errors import SedinferError
+
+    parser = argparse.ArgumentParser(prog="sedinfer dustmap")
+    sub = parser.add_subparsers(dest="step", required=True)
+    add_simulate_arguments(sub.add_parser("simulate")).set_defaults(run=run_simulate)
+    add_fit_arguments(sub.add_parser("fit")).set_defaults(run=run_fit)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (SedinferError, ValueError, OSError) as exc:
+        print(f"sedinfer: error: {exc}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["add_simulate_arguments", "run_simulate", "add_fit_arguments", "run_fit", "parse_bands", "main",
+           "FIT_DEFAULTS"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,12 @@ class ObservedCube:
     n_masked: int
     psf: np.ndarray | None = None
     """The file's ``PSF`` HDU (B, h, w), each normalised to unit sum, when it has one."""
+    origin: tuple[int, int] = (0, 0)
+    """(row, column) of the cut-out's first pixel in the file's image (0-based; the centred cut)."""
+    original_shape: tuple[int, int] | None = None
+    """(H, W) of the file's image before the cut."""
+    variance_source: str | None = None
+    """Where the variance came from: ``VAR``, ``VAR_<band>``, ``IVAR`` or None (estimated)."""
 
 
 def write_cube_fits(path: str | os.PathLike, image: np.ndarray, variance: np.ndarray,
@@ -104,11 +110,19 @@ def write_view_fits(path: str | os.PathLike, view, psf: np.ndarray | None = None
                            psf=psf)
 
 
-def _cut(data: np.ndarray, size: int, what: str) -> np.ndarray:
-    h, w = data.shape[-2:]
+def cut_origin(shape: tuple[int, ...], size: int, what: str = "image") -> tuple[int, int]:
+    """(row, column) of the first pixel of the ``size`` × ``size`` cut centred in an image of
+    ``shape`` (..., H, W): ((H - size) // 2, (W - size) // 2), the geometric centre (a cut-out is
+    centred on its catalogue position; the brightest pixel may be a star or a neighbour)."""
+    h, w = shape[-2:]
     if h < size or w < size:
-        raise ImageError(f"{what} is {h} x {w} pixels; the image model needs at least {size} x {size}")
-    top, left = (h - size) // 2, (w - size) // 2
+        raise ImageError(f"{what} is {h} x {w} pixels; the image model needs at least {size} x {size} "
+                         "(smaller images are refused, not padded)")
+    return (h - size) // 2, (w - size) // 2
+
+
+def _cut(data: np.ndarray, size: int, what: str) -> np.ndarray:
+    top, left = cut_origin(data.shape, size, what)
     return data[..., top:top + size, left:left + size]
 
 
@@ -172,21 +186,49 @@ def read_cube(path: str | os.PathLike, bands: Sequence[str] | None = None, size:
         if want is not None and image.shape[0] != len(want):
             raise ImageError(f"{path} has {image.shape[0]} band images but {len(want)} bands were "
                              f"given ({list(want)})")
+        var_source = None
         if "VAR" in names:
-            variance = np.asarray(names["VAR"].data, dtype=np.float64)
+            variance, var_source = np.asarray(names["VAR"].data, dtype=np.float64), "VAR"
         elif (vplanes := _band_planes(hdus, "VAR_", want)) is not None:
             variance = np.stack([np.asarray(p, dtype=np.float64) for p in vplanes])
+            var_source = "VAR_<band>"
         elif "IVAR" in names:
-            with np.errstate(divide="ignore"):
-                variance = 1.0 / np.asarray(names["IVAR"].data, dtype=np.float64)
+            ivar = np.asarray(names["IVAR"].data, dtype=np.float64)
+            with np.errstate(divide="ignore"):       # IVAR 0 = no data: an infinite variance, masked
+                variance = np.where(ivar == 0, np.inf, 1.0 / np.where(ivar == 0, 1.0, ivar))
+            var_source = "IVAR"
         else:
             variance = None
         psf = _read_psf(path, names["PSF"].data, image.shape[0]) if "PSF" in names else None
     if variance is not None and variance.shape != image.shape:
         raise ImageError(f"{path}: variance shape {variance.shape} differs from the image {image.shape}")
+    original = tuple(int(n) for n in image.shape[-2:])
+    origin = cut_origin(image.shape, size, f"{path} image")
     image = _cut(image, size, f"{path} image")
     variance = None if variance is None else _cut(variance, size, f"{path} variance")
-    return _finish(path, image, variance, want, header, min_snr, psf)
+    cube = _finish(path, image, variance, want, header, min_snr, psf, var_source)
+    return replace(cube, origin=origin, original_shape=original, variance_source=var_source)
+
+
+def read_truth(path: str | os.PathLike, size: int = 64) -> dict | None:
+    """The truth of a simulated file (:func:`write_view_fits`), cut like :func:`read_cube`:
+    ``host`` S and ``dust`` D (size, size), ``sed_njy`` (B,) and the header's ``delta``,
+    ``a0_mean_mag``, ``covering_fraction``; None when the file has no ``HOST`` and ``DUST`` HDUs."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as hdul:
+        names = {h.name.upper() for h in hdul}
+        if not {"HOST", "DUST"} <= names:
+            return None
+        head = hdul[0].header
+        host = _cut(np.asarray(hdul["HOST"].data, dtype=np.float64), size, f"{path} HOST")
+        dust = _cut(np.asarray(hdul["DUST"].data, dtype=np.float64), size, f"{path} DUST")
+        n = int(head.get("NBAND", 0))
+        sed = [head.get(f"FLUX{i}") for i in range(1, n + 1)]
+        return {"host": host, "dust": dust,
+                "sed_njy": None if any(f is None for f in sed) else np.asarray(sed, dtype=np.float64),
+                "delta": head.get("DELTA"), "a0_mean_mag": head.get("A0MEAN"),
+                "covering_fraction": head.get("COVFRAC")}
 
 
 def _read_psf(path: Path, data: np.ndarray, n_band: int) -> np.ndarray:
@@ -203,7 +245,8 @@ def _read_psf(path: Path, data: np.ndarray, n_band: int) -> np.ndarray:
 
 
 def _finish(path: Path, image: np.ndarray, variance: np.ndarray | None, bands, header: dict,
-            min_snr: float, psf: np.ndarray | None = None) -> ObservedCube:
+            min_snr: float, psf: np.ndarray | None = None, var_source: str | None = None
+            ) -> ObservedCube:
     bad = ~np.isfinite(image)
     estimated = variance is None
     if estimated:
@@ -224,7 +267,8 @@ def _finish(path: Path, image: np.ndarray, variance: np.ndarray | None, bands, h
     nonpos = (variance <= 0) & ~bad
     if nonpos.any():
         b = int(np.argwhere(nonpos)[0, 0])
-        raise ImageError(f"{path}: {int(nonpos.sum())} pixels have zero or negative variance (first in "
+        what = "inverse variance < 0" if var_source == "IVAR" else "zero or negative variance"
+        raise ImageError(f"{path}: HDU {var_source}: {int(nonpos.sum())} pixels have {what} (first in "
                          f"band {b + 1}); the variance must be > 0 (use NaN or inf to mask a pixel)")
     if bad.all():
         raise ImageError(f"{path}: every pixel is masked (NaN image or variance)")
@@ -240,4 +284,5 @@ def _finish(path: Path, image: np.ndarray, variance: np.ndarray | None, bands, h
                         int(bad.sum()), psf)
 
 
-__all__ = ["ObservedCube", "write_cube_fits", "write_view_fits", "view_header", "read_cube"]
+__all__ = ["ObservedCube", "write_cube_fits", "write_view_fits", "view_header", "read_cube",
+           "read_truth", "cut_origin"]
