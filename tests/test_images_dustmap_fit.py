@@ -232,7 +232,7 @@ def test_demo_without_shipped_cubes_is_a_clear_error(tmp_path, capsys):
     assert "ships no example cubes" in capsys.readouterr().err
 
 
-def test_prior_dir_with_tiny_untrained_priors(sims, tmp_path):
+def test_prior_dir_with_tiny_untrained_priors(sims, tmp_path, capsys):
     from sedinfer.images.prior import build_prior
     from sedinfer.images.unet import UNetConfig
 
@@ -249,6 +249,13 @@ def test_prior_dir_with_tiny_untrained_priors(sims, tmp_path):
     record = json.loads((out / f"{vs[0].name}.dustmap.json").read_text())
     assert len(record["priors"]["dust"]["sha256"]) == 64
     assert fit(folder, "--out", tmp_path / "o2", "--prior", "unconditional", "--prior-dir", pdir) == 2
+    build_prior("host", tiny).save(pdir / "dust.pt")          # the wrong kind of prior under dust.pt
+    assert fit(folder, "--out", tmp_path / "o2", "--prior", "unconditional", "--prior-dir", pdir) == 2
+    assert "expected 'host' and 'dust'" in capsys.readouterr().err
+    (pdir / "dust.pt").write_bytes(b"garbage")
+    assert fit(folder, "--out", tmp_path / "o2", "--prior", "unconditional", "--prior-dir", pdir) == 2
+    assert "not a readable sedinfer score prior" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
     # Python: prior objects passed in directly
     spec = PriorSpec.from_objects(build_prior("host", tiny), build_prior("dust", tiny))
     settings = FitSettings(config=cli_config(3), figures=False)
@@ -339,3 +346,16 @@ def test_cli_simulate_output_round_trip(tmp_path):
     assert fit(sim, "--bands", "hsc", "--out", out, *FAST) == 0
     run = summary(out)
     assert run["n_ok"] == 1 and (out / f"{run['galaxies'][0]['name']}.dustmap.fits").is_file()
+
+
+def test_the_top_level_cli_can_wire_fit_as_a_step(sims, tmp_path):
+    """What sedinfer.cli needs: a 'fit' entry in the dustmap steps finds add_fit_arguments / run_fit."""
+    import argparse
+
+    from sedinfer import cli as top
+
+    parser = argparse.ArgumentParser(prog="sedinfer dustmap")
+    top._add_steps(parser, "dustmap", {"fit": ("fit dust maps", "sedinfer.images.cli")})
+    folder, _ = sims
+    args = parser.parse_args(["fit", str(folder), "--out", str(tmp_path / "o"), "--no-figures", *FAST])
+    assert args.run(args) == 0

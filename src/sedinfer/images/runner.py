@@ -174,8 +174,18 @@ def resolve_priors(mode: str, prior_dir: str | os.PathLike | None = None) -> Pri
         raise ImageError(f"--prior {mode}: {folder} has no {', '.join(missing)} (need {' and '.join(names)}, "
                          "as written by scripts/train_dust_priors.py); or use --prior none")
     host_path, dust_path = (folder / n for n in names)
-    return PriorSpec(mode, str(host_path.resolve()), str(dust_path.resolve()), _sha256(host_path),
+    spec = PriorSpec(mode, str(host_path.resolve()), str(dust_path.resolve()), _sha256(host_path),
                      _sha256(dust_path))
+    try:                                                 # unreadable or wrong-kind weights: fail now
+        host, dust = spec.load()
+    except SedinferError as exc:
+        raise ImageError(f"--prior {mode}: {exc}") from exc
+    want = {"conditional": "dust_given_host", "unconditional": "dust"}[mode]
+    if getattr(host, "kind", None) != "host" or getattr(dust, "kind", None) != want:
+        raise ImageError(f"--prior {mode}: {host_path.name} holds a {getattr(host, 'kind', '?')!r} prior and "
+                         f"{dust_path.name} a {getattr(dust, 'kind', '?')!r} prior; expected 'host' and "
+                         f"{want!r}")
+    return spec
 
 
 # -------------------------------------------------------------------------------------- settings
