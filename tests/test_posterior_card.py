@@ -101,7 +101,7 @@ def test_limits_follow_the_model(shipped):
     assert "birth clouds on a power law (lambda/5500 A)^-1" in text
     assert "nebular emission on" in text and "No nebular emission" not in text
     assert "AGN on" in text and "AGN are not modelled" not in text
-    assert "redshift inferred in" in text and "Galaxies beyond z = 1.55" in text
+    assert "redshift inferred in [0, 0.3]" in text and "Galaxies beyond z = 0.3" in text   # the prior's z
     mis = copy.deepcopy(validation)
     mis["misspecification"] = {"source": "bagpipes", "n_galaxies": 1000}
     text = words(use_and_limits(new, mis))

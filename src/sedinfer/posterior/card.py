@@ -205,8 +205,9 @@ def use_and_limits(sed_posterior, validation: dict | None = None) -> dict[str, l
 
     # ---- what it is for
     derived = list(sed_posterior.names[len(sed_posterior.param_names):])
-    zwords = (f"with a spectroscopic redshift in [{z_lo:g}, {z_hi:g}]" if spec
-              else f"redshift inferred in [{z_lo:g}, {z_hi:g}]")
+    p_lo, p_hi = ((ip["z_edges"][0], ip["z_edges"][-1]) if flux_limited else (z_lo, z_hi))  # prior's z
+    zwords = (f"with a spectroscopic redshift in [{p_lo:g}, {p_hi:g}]" if spec
+              else f"redshift inferred in [{p_lo:g}, {p_hi:g}]")
     use.append(f"Posterior draws of {', '.join(sed_posterior.param_names)} and the derived "
                f"{', '.join(derived)} for galaxies observed in {', '.join(bands)} (fluxes and 1-sigma errors "
                f"in nanomaggies, or magnitudes with --input-units), {zwords}; catalogs of many galaxies "
@@ -241,7 +242,7 @@ def use_and_limits(sed_posterior, validation: dict | None = None) -> dict[str, l
         limits.append(f"Redshifts outside [{z_lo:g}, {z_hi:g}] are refused (`reason`); the redshift is "
                       "taken as exact (no redshift error is propagated).")
     else:
-        limits.append(f"Galaxies beyond z = {z_hi:g} are not covered.")
+        limits.append(f"Galaxies beyond z = {p_hi:g} are not covered: the prior puts no weight there.")
 
     # ---- the forward model
     sfh = SFH_WORDS.get(fm.get("sfh"), f"SFH {fm.get('sfh')!r}")
