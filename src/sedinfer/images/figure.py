@@ -40,8 +40,8 @@ def dustmap_figure(path: str | os.PathLike, result, i: int, bands, pivots_aa: np
     half = n * (pixel_scale or 1.0) / 2
     extent = (-half, half, -half, half)
     unit = "arcsec" if pixel_scale else "pixel"
-    fig = plt.figure(figsize=(12.5, 6.4))
-    grid = fig.add_gridspec(2, 3, width_ratios=(1, 1, 1.25), wspace=0.45, hspace=0.45)
+    fig = plt.figure(figsize=(13.0, 6.4))
+    grid = fig.add_gridspec(2, 3, width_ratios=(1, 1, 1.2), wspace=0.62, hspace=0.45)
     lo = max(min(float(r[1].max()) for r in rows) * 1e-3, 1e-12)
     hi = max(float(r[1].max()) for r in rows)
     for row, (label, host, dust) in enumerate(rows):
