@@ -13,7 +13,10 @@ Y_b = PSF_b ⊛ [F_b S D^K_b(δ)] + noise. Modules, one concept each:
   priors s(S), s(D), s(D | S) (issue 18 §3); :mod:`~sedinfer.images.train_prior` — their training;
 * :mod:`~sedinfer.images.fit` — the MAP fit of Eq. 3 (issue 18 §4);
 * :mod:`~sedinfer.images.fits_io` — FITS cubes in and out; :mod:`~sedinfer.images.cli` — the
-  ``dustmap simulate`` command's arguments and runner.
+  ``dustmap simulate`` and ``dustmap fit`` commands' arguments and runners;
+* :mod:`~sedinfer.images.runner` — fitting many cutouts in resumable (Dask) chunks (issue 18 §6-8),
+  with :mod:`~sedinfer.images.output` (the ``.dustmap.fits`` / JSON outputs) and
+  :mod:`~sedinfer.images.figure` (the per-galaxy figure).
 
 Nothing heavy is imported here (galsim and astropy load on first use).
 """
@@ -45,6 +48,10 @@ _LAZY = {
     "FitConfig": "sedinfer.images.fit",
     "FitResult": "sedinfer.images.fit",
     "fit_map": "sedinfer.images.fit",
+    "run_dustmap_fit": "sedinfer.images.runner",
+    "FitSettings": "sedinfer.images.runner",
+    "PriorSpec": "sedinfer.images.runner",
+    "resolve_priors": "sedinfer.images.runner",
 }
 
 __all__ = sorted(_LAZY)
