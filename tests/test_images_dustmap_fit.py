@@ -359,3 +359,28 @@ def test_the_top_level_cli_can_wire_fit_as_a_step(sims, tmp_path):
     folder, _ = sims
     args = parser.parse_args(["fit", str(folder), "--out", str(tmp_path / "o"), "--no-figures", *FAST])
     assert args.run(args) == 0
+
+
+def test_an_interrupted_run_leaves_no_partial_outputs_and_resumes(sims, tmp_path, monkeypatch):
+    import sedinfer.images.figure as figure
+
+    folder, vs = sims
+    out = tmp_path / "out"
+    real, calls = figure.dustmap_figure, []
+
+    def dies_on_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt                           # killed while galaxy 2 was being written
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(figure, "dustmap_figure", dies_on_the_second)
+    settings = FitSettings(config=cli_config(2))
+    with pytest.raises(KeyboardInterrupt):
+        run_dustmap_fit([folder], out, settings, chunk=3, progress=False)
+    assert (out / f"{vs[0].name}.dustmap.json").is_file()
+    assert not (out / f"{vs[1].name}.dustmap.json").exists()  # not marked complete
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    monkeypatch.setattr(figure, "dustmap_figure", real)
+    again = run_dustmap_fit([folder], out, settings, chunk=3, progress=False)
+    assert again.n_resumed == 1 and again.n_ok == 3 and again.n_chunks_skipped == 0
