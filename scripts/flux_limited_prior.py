@@ -32,12 +32,15 @@ def build_flux_limited_prior(model, filters, noise, spec: dict, chunk: int = 50_
     """Observe the MockPopulation parent through ``model``, ``filters`` and ``noise``, keep galaxies
     with observed magnitude in ``spec["band"]`` < ``spec["mag_max"]`` until ``spec["n_galaxies"]``
     pass, and histogram their (z, log M) on the parent's ranges (settings: ``check_selection``)."""
-    from sedinfer.population.mock import MockPopulation, make_mock_catalog
+    from sedinfer.population.mock import TABLE2, MockPopulation, make_mock_catalog
 
     spec = check_selection(spec)
     if spec["band"] not in filters.names:
         raise ParameterError(f"band {spec['band']!r} is not one of the filters {list(filters.names)}")
-    population = MockPopulation()
+    # parameters Table 2 has no distribution for (e.g. log_u of a nebular model) keep the model's prior
+    extra = {n: model.prior[n] for n in model.param_names
+             if n not in TABLE2 and n not in ("redshift", "log_mass")}
+    population = MockPopulation(others={**TABLE2, **extra})
     for name, (lo, hi) in (("redshift", population.z_range), ("log_mass", population.log_mass_range)):
         box = model.prior[name]
         if lo < box.low or hi > box.high:
