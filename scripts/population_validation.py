@@ -114,14 +114,14 @@ def population_quantiles(model, sdss, names) -> np.ndarray:
     return q
 
 
-def resimulated_truth(flux_true: np.ndarray, mags: np.ndarray, errs: np.ndarray, soft: np.ndarray,
-                      bands) -> np.ndarray:
-    """The truth's noiseless fluxes with a fresh draw of the fit's own (catalog-fitted) noise model, as
-    asinh magnitudes (N, B): the photometry of the true population as the fit's forward model sees it."""
+def resimulated_truth(flux_true: np.ndarray, noise_dict: dict, soft: np.ndarray) -> np.ndarray:
+    """The truth's noiseless fluxes with a fresh draw of the fit's own (catalog-fitted) noise model
+    (its ``to_dict()``, saved with the population), as asinh magnitudes (N, B): the photometry of the
+    true population as the fit's forward model sees it."""
+    from sedinfer.noise import from_dict
     from sedinfer.units import asinh_mag
 
-    flux, flux_err = catalog_fluxes(mags, errs)
-    noise = build_noise_model("catalog", flux, flux_err, bands)
+    noise = from_dict(noise_dict)
     noisy, _ = noise.add_noise(torch.as_tensor(flux_true), torch.Generator().manual_seed(3))
     return asinh_mag(noisy.double().numpy(), soft)
 
@@ -161,7 +161,7 @@ def run_fit(args) -> dict:
     soft = np.asarray(pop.metadata["softening_maggies"], np.float64)
     cat = observed_magnitudes(data["mags"], soft).double().numpy()
     syn = np.column_stack([ens[f"mag_obs_{b}"] for b in bands])
-    again = resimulated_truth(data["flux_true"], data["mags"], data["errs"], soft, bands)
+    again = resimulated_truth(data["flux_true"], pop.metadata["noise_model"], soft)
     report["photometry_c2st"] = {
         "ensemble": photometry_c2st(cat, syn)["accuracy"],
         "members": [photometry_c2st(cat, np.column_stack([m[f"mag_obs_{b}"] for b in bands]))["accuracy"]

@@ -5,7 +5,7 @@ They test what happens when sedinfer's forward model is *not* the one that made 
 the BC03 surviving mass), SFR (``sfh.sfr``, averaged over bagpipes' ``config.sfr_timescale`` =
 100 Myr) and redshift.
 
-The galaxies: a delayed-τ SFH plus a burst, Calzetti or Charlot & Fall dust (bagpipes "CF"),
+The galaxies: a delayed-τ SFH plus a burst, Calzetti or Charlot & Fall dust (bagpipes "CF00"),
 Cloudy nebular lines and continuum at log U, one metallicity; z and formed mass from the same
 parent as :class:`sedinfer.population.mock.MockPopulation` (p(z, log M) ∝ dV/dz · φ(log M)); the
 other parameters from :data:`BAGPIPES_PRIOR`. Photometry through sedinfer's filter curves (written
@@ -47,7 +47,7 @@ BAGPIPES_PRIOR = {
     "log_u": (-3.5, -2.0),          # ionisation parameter
 }
 DUST = ("calzetti", "cf")
-#: bagpipes "CF": birth clouds η = 2 times A_V for ages < t_bc = 10 Myr, power-law index n = 0.7
+#: bagpipes "CF00" (bagpipes >= 1.0): birth clouds η = 2 times A_V for ages < t_bc = 10 Myr, power-law index n = 0.7
 CF_ETA, CF_N, T_BC_GYR = 2.0, 0.7, 0.01
 
 
@@ -81,13 +81,11 @@ def write_filter_files(filters: Any, directory: str | Path) -> list[str]:
 def draw_parameters(n: int, rng: np.random.Generator, cosmo: Any, z_range=(0.01, 0.6),
                     log_mass_range=(8.0, 12.5)) -> dict[str, np.ndarray]:
     """n parent galaxies: z, log formed mass, and :data:`BAGPIPES_PRIOR` draws (arrays (n,))."""
-    from sedinfer.population.mock import DoubleSchechter, _inverse_cdf_sampler
+    from sedinfer.population.mock import MockPopulation
 
-    z_grid = np.linspace(*z_range, 2001)
-    m_grid = np.linspace(*log_mass_range, 2001)
-    out = {"redshift": _inverse_cdf_sampler(z_grid, cosmo.differential_comoving_volume(z_grid).value,
-                                            rng.random(n)),
-           "log_mass": _inverse_cdf_sampler(m_grid, DoubleSchechter()(m_grid), rng.random(n))}
+    parent = MockPopulation(z_range=tuple(z_range), log_mass_range=tuple(log_mass_range))
+    z, log_mass = parent.sample_redshift_mass(cosmo, n, rng)
+    out = {"redshift": z, "log_mass": log_mass}
     for name, (lo, hi) in BAGPIPES_PRIOR.items():
         out[name] = rng.uniform(lo, hi, n)
     out["age"] = out.pop("age_frac") * cosmo.age(out["redshift"]).value
@@ -109,7 +107,7 @@ def components(p: dict[str, np.ndarray], i: int, dust: str) -> dict[str, Any]:
     if dust == "calzetti":
         comp["dust"] = {"type": "Calzetti", "Av": float(p["av"][i])}
     else:
-        comp["dust"] = {"type": "CF", "Av": float(p["av"][i]), "eta": CF_ETA, "n": CF_N}
+        comp["dust"] = {"type": "CF00", "Av": float(p["av"][i]), "eta": CF_ETA, "n": CF_N}
     return comp
 
 

@@ -91,14 +91,9 @@ class MockPopulation:
         missing = sorted(set(names) - set(self.others) - {"redshift", "log_mass"})
         if missing:
             raise ParameterError(f"the mock population has no distribution for {missing}")
-        z_grid = np.linspace(*self.z_range, 2001)
-        dvdz = model.cosmo.cosmology.differential_comoving_volume(z_grid).value
-        m_grid = np.linspace(*self.log_mass_range, 2001)
         theta = np.empty((n, len(names)))
-        theta[:, names.index("redshift")] = _inverse_cdf_sampler(z_grid, dvdz, rng.random(n))
-        theta[:, names.index("log_mass")] = _inverse_cdf_sampler(
-            m_grid, self.mass_function(m_grid), rng.random(n)
-        )
+        z, log_mass = self.sample_redshift_mass(model.cosmo.cosmology, n, rng)
+        theta[:, names.index("redshift")], theta[:, names.index("log_mass")] = z, log_mass
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         for name in names:
             if name not in ("redshift", "log_mass"):
@@ -106,6 +101,15 @@ class MockPopulation:
                     self.others[name].sample((n,), generator=gen, dtype=torch.float64).numpy()
                 )
         return torch.as_tensor(theta)
+
+    def sample_redshift_mass(self, cosmology: Any, n: int, rng: np.random.Generator
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """n draws of (z, log M) from p(z, log M) ∝ dV_c/dz (astropy ``cosmology``) · φ(log M)."""
+        z_grid = np.linspace(*self.z_range, 2001)
+        dvdz = cosmology.differential_comoving_volume(z_grid).value
+        m_grid = np.linspace(*self.log_mass_range, 2001)
+        z = _inverse_cdf_sampler(z_grid, dvdz, rng.random(n))
+        return z, _inverse_cdf_sampler(m_grid, self.mass_function(m_grid), rng.random(n))
 
     def prior(self, model: Any) -> Prior:
         """The parent population's independent-marginal box (mass and z uniform over their ranges)."""
