@@ -47,7 +47,8 @@ BAGPIPES_PRIOR = {
     "log_u": (-3.5, -2.0),          # ionisation parameter
 }
 DUST = ("calzetti", "cf")
-#: bagpipes "CF00" (bagpipes >= 1.0): birth clouds η = 2 times A_V for ages < t_bc = 10 Myr, power-law index n = 0.7
+#: bagpipes "CF00" (bagpipes 1.x has no type "CF"): birth clouds η = 2 times A_V for ages < t_bc =
+#: 10 Myr, power-law index n = 0.7
 CF_ETA, CF_N, T_BC_GYR = 2.0, 0.7, 0.01
 
 
