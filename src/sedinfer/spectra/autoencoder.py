@@ -208,6 +208,25 @@ class SpectrumAutoencoder(nn.Module):
         s = self.encode(flux, ivar, z)
         return s, self.observe(self.decode(s), z)
 
+    @torch.no_grad()
+    def encode_arrays(
+        self, flux: np.ndarray, ivar: np.ndarray, z: np.ndarray, batch_size: int = 512
+    ) -> np.ndarray:
+        """Latents (N, S) float32 of (N, M) arrays, ``batch_size`` spectra at a time, in eval mode."""
+        was = self.training
+        self.eval()
+        out = [
+            self.encode(
+                *(
+                    torch.as_tensor(np.asarray(a[i : i + batch_size], dtype=np.float32))
+                    for a in (flux, ivar, z)
+                )
+            )
+            for i in range(0, len(flux), batch_size)
+        ]
+        self.train(was)
+        return torch.cat(out).numpy() if out else np.zeros((0, self.config.n_latent), np.float32)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
         """One self-describing file: format, version, config, metadata (JSON), state dict."""

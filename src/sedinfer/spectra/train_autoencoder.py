@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -166,16 +166,24 @@ def train_autoencoder(
     """Train (or continue training) an autoencoder on ``data``; returns (best model, state).
 
     ``out``: where the best-validation model is saved; ``checkpoint``: the resumable state (read
-    first when ``resume`` and it exists; its configs then win). ``stop_after``: stop after this
-    many steps in this call (tests; like running out of ``max_hours``). ``state`` has ``step``,
-    ``history`` (per checkpoint: step, train loss terms, validation metrics), ``best_val``,
-    ``done`` (True when ``max_steps`` was reached).
+    first when ``resume`` and it exists; its model and training configs then win, except
+    ``epochs``, ``max_steps``, ``max_hours`` and ``checkpoint_every``, taken from ``config``).
+    ``stop_after``: stop after this many steps in this call (tests; like running out of
+    ``max_hours``). ``state`` has ``step``, ``history`` (per checkpoint: step, train loss
+    terms, validation metrics), ``best_val``, ``done`` (True when ``max_steps`` was reached).
     """
     log = log or (lambda msg: None)
     ckpt = None
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         ckpt = load_versioned(checkpoint, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "autoencoder checkpoint")
-        config = AETrainConfig.from_dict(ckpt["train_config"])
+        # the trajectory (batches, split, optimiser) is the checkpoint's; how long to go on is this call's
+        config = replace(
+            AETrainConfig.from_dict(ckpt["train_config"]),
+            epochs=config.epochs,
+            max_steps=config.max_steps,
+            max_hours=config.max_hours,
+            checkpoint_every=config.checkpoint_every,
+        )
         model_config = AutoencoderConfig.from_dict(ckpt["model_config"])
     model_config = model_config or AutoencoderConfig()
     train_rows, val_rows = split_indices(len(data), config.val_fraction, config.max_val, config.seed)
