@@ -215,3 +215,13 @@ def test_ir_and_dustmap_simulate_are_cli_steps(tmp_path, capsys):
     assert callable(args.run) and args.views == 3
     assert cli.main(["ir"]) == 2                           # a group needs its step
     assert "STEP" in capsys.readouterr().err
+
+
+def test_dustmap_without_a_step_means_fit():
+    from sedinfer.cli import _with_default_step
+
+    assert _with_default_step(["dustmap", "a.fits", "-o", "d"]) == ["dustmap", "fit", "a.fits", "-o", "d"]
+    assert _with_default_step(["--debug", "dustmap", "--demo"]) == ["--debug", "dustmap", "fit", "--demo"]
+    assert _with_default_step(["dustmap", "simulate", "--n", "1"]) == ["dustmap", "simulate", "--n", "1"]
+    assert _with_default_step(["dustmap", "--help"]) == ["dustmap", "--help"]
+    assert _with_default_step(["posterior", "x.fits"]) == ["posterior", "x.fits"]

@@ -128,13 +128,36 @@ COMMANDS: list[Command] = [
             lambda p: _add_steps(p, "ir", {"simulate": (
                 "SDSS-like spectra and WISE W1-W4 (Vega) of mock galaxies, one Parquet row each",
                 "sedinfer.spectra.cli")}), None),
-    Command("dustmap", "dust maps from multi-band images: simulated dusty galaxies ('dustmap simulate')",
-            lambda p: _add_steps(p, "dustmap", {"simulate": (
-                "simulated hosts and dust maps as FITS cubes (SCI, VAR, HOST, DUST)",
-                "sedinfer.images.cli")}),
+    Command("dustmap", "dust maps from multi-band images: simulated dusty galaxies ('dustmap simulate') "
+                       "and MAP fits of FITS cutouts ('dustmap fit')",
+            lambda p: _add_steps(p, "dustmap", {
+                "simulate": ("simulated hosts and dust maps as FITS cubes (SCI, VAR, HOST, DUST)",
+                             "sedinfer.images.cli"),
+                "fit": ("MAP host SEDs and dust maps of FITS cutouts: <name>.dustmap.fits (HOST, DUST, "
+                        "ATTEN, MODEL, RESID), JSON summaries and a figure; resumable chunks, --scheduler",
+                        "sedinfer.images.cli")}),
             None),
 ]
 """The subcommands, in help order. Later subcommands are appended here."""
+
+
+#: groups whose step may be left out: ``sedinfer dustmap CUBE.fits`` means ``sedinfer dustmap fit CUBE.fits``
+DEFAULT_STEPS = {"dustmap": ("fit", ("simulate", "fit"))}
+
+
+def _with_default_step(argv: list[str]) -> list[str]:
+    """``argv`` with the default step inserted after a group name followed by something that is
+    not a step or help (an input file, ``--demo``)."""
+    for i, token in enumerate(argv):
+        if token.startswith("-"):
+            continue
+        if token in DEFAULT_STEPS and i + 1 < len(argv):
+            step, steps = DEFAULT_STEPS[token]
+            nxt = argv[i + 1]
+            if nxt not in steps and nxt not in ("-h", "--help", "--debug"):
+                return [*argv[:i + 1], step, *argv[i + 1:]]
+        return argv
+    return argv
 
 
 def _add_steps(p: argparse.ArgumentParser, group: str, steps: dict[str, tuple[str, str]]) -> None:
@@ -186,6 +209,7 @@ def _one_line(err: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 unexpected error, 2 bad input)."""
     parser = build_parser()
+    argv = _with_default_step(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, usage errors
