@@ -1,0 +1,61 @@
+"""One prediction row per spectrum, with reasons for the rows that cannot be predicted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sedinfer.spectra.autoencoder import AutoencoderConfig, SpectrumAutoencoder
+from sedinfer.spectra.batch import assemble
+from sedinfer.spectra.predict_ir import predict_wise
+from sedinfer.spectra.predictor import WisePredictor
+
+TINY = AutoencoderConfig(
+    filters=(4, 8, 8),
+    kernel_sizes=(3, 5, 7),
+    encoder_hidden=(8,),
+    decoder_hidden=(16, 32),
+    dloglam_rest=1e-4,
+    n_pix=3921,
+    dropout=0.0,
+)
+
+
+def batch(n: int = 5):
+    wave = 10 ** (TINY.loglam0 + TINY.dloglam * np.arange(TINY.n_pix))
+    rng = np.random.default_rng(0)
+    flux = 3 + rng.standard_normal((n, TINY.n_pix)) * 0.1
+    ivar = np.full_like(flux, 100.0)
+    z = np.array([0.05, 0.1, 0.52, np.nan, 0.1])[:n]
+    ivar[4] = 0  # every pixel masked
+    return assemble(
+        wave,
+        flux,
+        ivar,
+        np.zeros_like(flux, bool),
+        z,
+        np.zeros(n),
+        ["GALAXY"] * n,
+        [f"s{i}" for i in range(n)],
+        ["test"] * n,
+    )
+
+
+def test_one_row_per_spectrum_with_reasons():
+    torch.manual_seed(0)
+    ae, pred = SpectrumAutoencoder(TINY).eval(), WisePredictor()
+    out = predict_wise(batch(), ae, pred)
+    assert list(out["id"]) == [f"s{i}" for i in range(5)]
+    assert list(out["ok"]) == [True, True, False, False, False]
+    assert "outside the trained range" in out["reason"][2] and "redshift" in out["reason"][3]
+    assert "masked" in out["reason"][4]
+    assert np.isfinite(out.loc[:1, ["latent_0", "w1_pred", "w4_pred_err"]].to_numpy()).all()
+    assert out.loc[2:, "w1_pred"].isna().all()
+    assert out["norm"][0] == pytest.approx(3.0, rel=0.05)
+
+
+def test_other_grid_raises():
+    ae = SpectrumAutoencoder(AutoencoderConfig(**{**TINY.to_dict(), "n_pix": 3900}))
+    with pytest.raises(ValueError, match="grid"):
+        predict_wise(batch(), ae, WisePredictor())
