@@ -14,8 +14,12 @@ Y_b = PSF_b ⊛ [F_b S D^K_b(δ)] + noise. Modules, one concept each:
 * :mod:`~sedinfer.images.fit` — the MAP fit of Eq. 3 (issue 18 §4);
 * :mod:`~sedinfer.images.fits_io` — FITS cubes in and out; :mod:`~sedinfer.images.cli` — the
   ``dustmap simulate`` and ``dustmap fit`` commands' arguments and runners;
-* :mod:`~sedinfer.images.runner` — fitting many cutouts in resumable (Dask) chunks (issue 18 §6-8),
-  with :mod:`~sedinfer.images.output` (the ``.dustmap.fits`` / JSON outputs) and
+* :mod:`~sedinfer.images.runner` — fitting many cutouts in resumable (Dask) chunks (issue 18 §6-8):
+  :mod:`~sedinfer.images.inputs` (finding and reading the cubes, why an input cannot be used),
+  :mod:`~sedinfer.images.prior_choice` (``--prior`` / ``--prior-dir``, weight hashes),
+  :mod:`~sedinfer.images.settings` (:class:`FitSettings`), :mod:`~sedinfer.images.shipped` (the
+  package's prior and demo folders), :mod:`~sedinfer.images.chunk` (fitting one chunk),
+  :mod:`~sedinfer.images.output` (the ``.dustmap.fits`` / JSON outputs) and
   :mod:`~sedinfer.images.figure` (the per-galaxy figure).
 
 Nothing heavy is imported here (galsim and astropy load on first use).
@@ -49,9 +53,9 @@ _LAZY = {
     "FitResult": "sedinfer.images.fit",
     "fit_map": "sedinfer.images.fit",
     "run_dustmap_fit": "sedinfer.images.runner",
-    "FitSettings": "sedinfer.images.runner",
-    "PriorSpec": "sedinfer.images.runner",
-    "resolve_priors": "sedinfer.images.runner",
+    "FitSettings": "sedinfer.images.settings",
+    "PriorSpec": "sedinfer.images.prior_choice",
+    "resolve_priors": "sedinfer.images.prior_choice",
 }
 
 __all__ = sorted(_LAZY)

@@ -195,7 +195,10 @@ def run_fit(args: argparse.Namespace) -> int:
 
     from sedinfer.images.errors import ImageError
     from sedinfer.images.fit import FitConfig
-    from sedinfer.images.runner import FitSettings, demo_cubes, resolve_priors, run_dustmap_fit
+    from sedinfer.images.prior_choice import resolve_priors
+    from sedinfer.images.runner import run_dustmap_fit
+    from sedinfer.images.settings import FitSettings
+    from sedinfer.images.shipped import demo_cubes
 
     if args.demo:
         if args.cubes:

@@ -1,5 +1,10 @@
 """Outputs of a dust-map fit: the ``<name>.dustmap.fits`` file and the per-galaxy JSON summary.
 
+Per galaxy ``<name>`` in ``OUT`` (:func:`output_paths`): ``<name>.dustmap.fits``,
+``<name>.dustmap.png`` (the figure) and ``<name>.dustmap.json``, the record (:func:`galaxy_summary`
+for a fitted galaxy, :func:`write_failure` for one that failed), written last and atomically
+(:func:`write_record`): it marks the galaxy complete.
+
 FITS layout (:func:`write_dustmap_fits`, written atomically):
 
 ===========  ==========  ===================================================================
@@ -28,16 +33,59 @@ sedinfer version. Every unit written is one astropy parses without a warning.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from sedinfer.atomic import write_atomic
+from sedinfer.atomic import write_atomic, write_text
 from sedinfer.images.curve import LAMBDA0_AA
 from sedinfer.images.instrument import NJY_AB_ZEROPOINT_MAG
 
+OUTPUT_TAG = ".dustmap"
 VARIANCE_RULE_SHORT = "sky: clipped MAD of adjacent-pixel diffs / sqrt2"
+
+
+def output_paths(out_dir: Path, name: str) -> dict[str, Path]:
+    """Paths of galaxy ``name``'s outputs in ``out_dir``: keys ``fits``, ``figure``, ``json``."""
+    return {"fits": out_dir / f"{name}{OUTPUT_TAG}.fits", "figure": out_dir / f"{name}{OUTPUT_TAG}.png",
+            "json": out_dir / f"{name}{OUTPUT_TAG}.json"}
+
+
+def to_json(x):
+    """``json.dumps`` ``default``: numpy scalars and arrays as Python values, anything else as text."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def write_record(out_dir: Path, record: dict) -> dict:
+    """Write ``record`` as ``<name>.dustmap.json`` in ``out_dir`` atomically; returns it."""
+    text = json.dumps(record, indent=1, default=to_json) + "\n"
+    write_text(output_paths(out_dir, record["name"])["json"], text)
+    return record
+
+
+def read_record(path: Path) -> dict | None:
+    """A galaxy's JSON record, or None if the file is missing, unreadable or not a record."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "ok" in record else None
+
+
+def write_failure(out_dir: Path, name: str, path: Path, reason: str, stage: str, settings_hash: str,
+                  seconds: float | None = None) -> dict:
+    """Write and return the record of a galaxy that failed at ``stage`` ('read' or 'fit')."""
+    record = {"name": name, "file": str(path), "ok": False, "reason": reason, "stage": stage,
+              "settings_hash": settings_hash}
+    if seconds is not None:
+        record["seconds"] = round(seconds, 3)
+    return write_record(out_dir, record)
 
 
 def _card(text: str, limit: int = 68) -> str:
@@ -158,4 +206,5 @@ def galaxy_summary(name: str, path, result, i: int, cube, bands, meta: dict) -> 
     }
 
 
-__all__ = ["write_dustmap_fits", "galaxy_summary"]
+__all__ = ["OUTPUT_TAG", "output_paths", "to_json", "write_record", "read_record", "write_failure",
+           "write_dustmap_fits", "galaxy_summary"]
