@@ -225,9 +225,20 @@ def test_default_prior_fails_clearly_without_shipped_weights(sims, tmp_path, cap
     assert "dust_given_host.pt" in capsys.readouterr().err
 
 
-def test_demo_without_shipped_cubes_is_a_clear_error(tmp_path, capsys):
-    if (data_path("demo", "dustmap")).is_dir():
-        pytest.skip("example cubes ship in this installation")
+def test_demo_fits_the_shipped_cubes(tmp_path):
+    out = tmp_path / "d"
+    assert fit("--demo", "--prior", "none", "--out", out, "--max-steps", "2", "--min-steps", "1",
+               "--no-figures", "--no-progress") == 0
+    run = json.loads((out / "run.json").read_text())
+    shipped = sorted(p.stem for p in data_path("demo", "dustmap").glob("*.fits"))
+    assert len(shipped) >= 2 and sorted(g["name"] for g in run["galaxies"]) == shipped
+    assert all(g["ok"] for g in run["galaxies"])
+
+
+def test_demo_without_shipped_cubes_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import sedinfer.images.shipped as shipped
+
+    monkeypatch.setattr(shipped, "data_path", lambda *parts: tmp_path / "nothing")
     assert fit("--demo", "--prior", "none", "--out", tmp_path / "d") == 2
     assert "ships no example cubes" in capsys.readouterr().err
 

@@ -97,7 +97,10 @@ def _psf(cube, bands: tuple[str, ...], header: dict, settings: FitSettings) -> t
     scale = settings.pixel_scale or header.get("PIXSCALE") or (
         HSC_PIXEL_SCALE_ARCSEC if all(b in HSC_BANDS for b in bands) else None)
     if cube.psf is not None:
-        return cube.psf, float(scale or HSC_PIXEL_SCALE_ARCSEC), "file PSF HDU"
+        if scale is None:
+            raise ImageError(f"the file's PSF HDU needs a pixel scale for bands {list(bands)}: give "
+                             "--pixel-scale or a PIXSCALE header key (arcsec per pixel)")
+        return cube.psf, float(scale), "file PSF HDU"
     if settings.psf_fwhm is not None:
         if scale is None:
             raise ImageError("--psf-fwhm needs --pixel-scale (or a PIXSCALE header key) for bands "
@@ -109,8 +112,8 @@ def _psf(cube, bands: tuple[str, ...], header: dict, settings: FitSettings) -> t
             f"Moffat beta=3, FWHM {list(fwhm)} arcsec (--psf-fwhm)"
     if all(b in HSC_BANDS for b in bands):
         fwhm = [HSC_SEEING_FWHM_ARCSEC[HSC_BANDS.index(b)] for b in bands]
-        return _moffat_psfs(fwhm, HSC_PIXEL_SCALE_ARCSEC), float(scale), \
-            f"HSC default: Moffat beta=3, median Wide FWHM {fwhm} arcsec"
+        return _moffat_psfs(fwhm, float(scale)), float(scale), \
+            f"HSC default: Moffat beta=3, median Wide FWHM {fwhm} arcsec at {float(scale):g} arcsec/pixel"
     raise ImageError(f"no PSF for bands {list(bands)}: the file has no PSF HDU; give --psf-fwhm and "
                      "--pixel-scale")
 
