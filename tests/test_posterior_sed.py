@@ -208,3 +208,26 @@ def test_model_card_states_the_imf_and_the_birth_cloud_curve(tiny, tmp_path):
     card = json.loads(card_paths(tmp_path / "tiny.pt")[1].read_text())
     assert "IMF: Kroupa (2001)" in md and card["stellar_populations"]["imf"].startswith("Kroupa (2001)")
     assert card["forward_model"]["birth_cloud_curve"] == "power_law" and "birth_cloud_curve='power_law'" in md
+
+
+def test_training_set_is_cached_beside_the_checkpoint(tmp_path, monkeypatch):
+    import sedinfer.posterior.sed as sed_module
+    from sedinfer.posterior.sed import cached_training_set, training_set
+
+    cfg = SEDConfig(n_simulations=300, sigma_factor_range=(0.5, 2.0))
+    ckpt = tmp_path / "model.ckpt"
+    theta, x, info = cached_training_set(cfg, ckpt, progress=False)
+    assert (tmp_path / "model.trainset.pt").exists()
+    fresh = training_set(cfg, progress=False)
+    assert torch.equal(theta, fresh[0]) and torch.equal(x, fresh[1])     # the set is seeded
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated again")
+
+    monkeypatch.setattr(sed_module, "training_set", no_simulation)
+    theta2, x2, info2 = cached_training_set(cfg, ckpt, progress=False)
+    assert torch.equal(theta, theta2) and torch.equal(x, x2)
+    assert info2["param_names"] == info["param_names"] and info2["context_names"] == info["context_names"]
+    assert torch.equal(info2["low"], info["low"]) and torch.equal(info2["softening"], info["softening"])
+    with pytest.raises(AssertionError, match="simulated again"):       # another config: not reused
+        cached_training_set(SEDConfig(n_simulations=300, seed=1), ckpt, progress=False)

@@ -79,14 +79,52 @@ def training_set(config: SEDConfig, n: int | None = None, seed: int | None = Non
     spec = config.redshift_mode == "spec"
     z = theta_full[:, model.param_names.index("redshift")]
     x = encode(noisy.float(), sigma.float(), beta, z if spec else None, observed)
-    keep = [i for i, name in enumerate(model.param_names) if not (spec and name == "redshift")]
-    low, high = model.prior.bounds()
-    info = {"param_names": tuple(model.param_names[i] for i in keep),
-            "context_names": context_names(config.bands, spec), "low": low[keep], "high": high[keep],
-            "softening": beta, "theta_full": theta_full, "flux": flux, "noisy": noisy, "sigma": sigma,
-            "observed": observed, "model": model, "noise": noise,
+    layout, keep = _layout(config, model)
+    info = {**layout, "softening": beta, "theta_full": theta_full, "flux": flux, "noisy": noisy,
+            "sigma": sigma, "observed": observed, "model": model, "noise": noise,
             "inference_prior": joint.to_dict() if joint is not None else None}
     return theta_full[:, keep].float(), x, info
+
+
+def cached_training_set(config: SEDConfig, checkpoint: str | os.PathLike | None, progress: bool = True):
+    """:func:`training_set` of ``config``, kept beside a training ``checkpoint`` as
+    ``<checkpoint>.trainset.pt`` (θ, x, softening; ≈ 110 MB for 10⁶ simulations) so that a
+    training resumed in another process skips the simulation. A file made for another config is
+    replaced. Without a checkpoint, the set is simulated."""
+    from pathlib import Path
+
+    from sedinfer.atomic import save_torch
+
+    if checkpoint is None:
+        return training_set(config, progress=progress)
+    path = Path(checkpoint).with_suffix(".trainset.pt")
+    key = json.dumps(config.to_dict(), sort_keys=True)
+    if path.exists():
+        saved = torch.load(path, weights_only=True)
+        if saved.get("config_json") == key:
+            info = _cached_info(config, saved)
+            return saved["theta"], saved["x"], info
+    theta, x, info = training_set(config, progress=progress)
+    save_torch({"config_json": key, "theta": theta, "x": x, "softening": info["softening"],
+                "inference_prior_json": json.dumps(info["inference_prior"])}, path)
+    return theta, x, info
+
+
+def _cached_info(config: SEDConfig, saved: dict) -> dict:
+    """The ``info`` of :func:`training_set` that training needs, rebuilt for a cached set."""
+    model = config.build_model()
+    return {**_layout(config, model)[0], "softening": saved["softening"], "model": model,
+            "noise": config.build_noise(), "inference_prior": json.loads(saved["inference_prior_json"])}
+
+
+def _layout(config: SEDConfig, model) -> tuple[dict, list[int]]:
+    """Names and prior box of the inferred parameters (redshift left out in spec mode) and the
+    flow context, and the indices of the inferred parameters in ``model.param_names``."""
+    spec = config.redshift_mode == "spec"
+    keep = [i for i, name in enumerate(model.param_names) if not (spec and name == "redshift")]
+    low, high = model.prior.bounds()
+    return {"param_names": tuple(model.param_names[i] for i in keep),
+            "context_names": context_names(config.bands, spec), "low": low[keep], "high": high[keep]}, keep
 
 
 def feature_ranges(x: torch.Tensor, bands: tuple[str, ...], names: tuple[str, ...]) -> dict[str, list[float]]:
@@ -115,7 +153,7 @@ def train_sed_posterior(config: SEDConfig | None = None, checkpoint: str | os.Pa
     from sedinfer import __version__
 
     config = SEDConfig() if config is None else config
-    theta, x, info = training_set(config, progress=progress)
+    theta, x, info = cached_training_set(config, checkpoint, progress=progress)
     model = info["model"]
     sed_meta = {
         "config": config.to_dict(), "model_config": model.config.to_dict(),
@@ -161,5 +199,6 @@ def attach_support(posterior, support: SupportModel) -> None:
     posterior.support = support
 
 
-__all__ = ["SEDConfig", "SDSS_BANDS", "training_set", "train_sed_posterior", "softening_maggies",
+__all__ = ["SEDConfig", "SDSS_BANDS", "training_set", "cached_training_set", "train_sed_posterior",
+           "softening_maggies",
            "feature_ranges", "build_support", "attach_support"]
