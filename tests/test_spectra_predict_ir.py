@@ -59,3 +59,27 @@ def test_other_grid_raises():
     ae = SpectrumAutoencoder(AutoencoderConfig(**{**TINY.to_dict(), "n_pix": 3900}))
     with pytest.raises(ValueError, match="grid"):
         predict_wise(batch(), ae, WisePredictor())
+
+
+def test_ir_predict_cli_on_real_sdss_files_and_missing_models(tmp_path, capsys):
+    import pandas as pd
+
+    from sedinfer.cli import main
+
+    ppxf = pytest.importorskip("ppxf")           # dev dependency: ships two SDSS DR18 spec files
+    from pathlib import Path
+
+    files = sorted(str(p) for p in (Path(ppxf.__file__).parent / "spectra").glob("*SDSS_DR18.fits"))
+    torch.manual_seed(0)
+    models = tmp_path / "models"
+    SpectrumAutoencoder(TINY).save(models / "autoencoder.pt")
+    WisePredictor().save(models / "predictor.pt")
+    out = tmp_path / "pred.parquet"
+    assert main(["ir", "predict", *files, "--models", str(models), "--out", str(out)]) == 0
+    frame = pd.read_parquet(out)
+    assert len(frame) == len(files) == 2 and frame["ok"].all()
+    assert np.isfinite(frame[[f"w{b}_pred" for b in range(1, 5)]].to_numpy()).all()
+    assert main(["ir", "predict", *files, "--models", str(tmp_path / "none"), "--out",
+                 str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "autoencoder.pt" in err and "sedinfer ir train" in err

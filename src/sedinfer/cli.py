@@ -124,10 +124,15 @@ COMMANDS: list[Command] = [
             cli_posterior.add_posterior, cli_posterior.cmd_posterior),
     Command("population", "the joint distribution of galaxy properties behind a photometric catalog (PopSED)",
             cli_population.add_population, cli_population.cmd_population),
-    Command("ir", "optical spectra -> infrared: SDSS-like spectra with WISE photometry ('ir simulate')",
-            lambda p: _add_steps(p, "ir", {"simulate": (
-                "SDSS-like spectra and WISE W1-W4 (Vega) of mock galaxies, one Parquet row each",
-                "sedinfer.spectra.cli")}), None),
+    Command("ir", "optical spectra -> infrared: mock spectra with WISE ('ir simulate'), the spectrum "
+                  "autoencoder and WISE predictor ('ir train', 'ir predict')",
+            lambda p: _add_steps(p, "ir", {
+                "simulate": ("SDSS-like spectra and WISE W1-W4 (Vega) of mock galaxies, one Parquet row each",
+                             "sedinfer.spectra.cli"),
+                "train": ("train the spectrum autoencoder and the WISE predictor on a mock table "
+                          "(resumable; exit status 3 until finished)", "sedinfer.spectra.cli"),
+                "predict": ("latents and W1-W4 predictions (Vega mag) of SDSS spectra, one row each with "
+                            "ok and reason", "sedinfer.spectra.cli")}), None),
     Command("dustmap", "dust maps from multi-band images: simulated dusty galaxies ('dustmap simulate') "
                        "and MAP fits of FITS cutouts ('dustmap fit')",
             lambda p: _add_steps(p, "dustmap", {

@@ -1,4 +1,4 @@
-"""``sedinfer ir simulate``: arguments and runner, to be wired into the CLI.
+"""``sedinfer ir simulate|train|predict``: arguments and runners of the ``ir`` command group.
 
 ``add_simulate_arguments(parser)`` adds ``--n``, ``--seed``, ``--prior coupled|separable``,
 ``--out``, ``--overwrite``, ``--z-max``, ``--r-limit``, ``--agn`` and ``--chunk`` to an argparse
@@ -79,4 +79,79 @@ def run_simulate(args: argparse.Namespace, model=None) -> Path:
     return write_mock_table(chunks, out, inst, meta, overwrite=args.overwrite)
 
 
-__all__ = ["add_simulate_arguments", "build_model", "run_simulate"]
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``ir train``: :func:`sedinfer.spectra.train_ir.add_train_arguments`."""
+    from sedinfer.spectra.train_ir import add_train_arguments as add
+
+    return add(parser)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train the autoencoder and the WISE predictor; exit status 3 while not finished (rerun)."""
+    from sedinfer.spectra.train_ir import run_train as train
+
+    return 0 if train(args).get("done") else 3
+
+
+#: where shipped infrared models will live (autoencoder.pt, predictor.pt)
+SHIPPED_IR_DIR = ("data", "ir")
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``ir predict``: INPUT spectra -> one row of latents and W1-W4 predictions per spectrum."""
+    parser.add_argument("input", nargs="+",
+                        help="SDSS spec-*.fits files, a directory or glob of them, or a table (.parquet) "
+                             "written by `sedinfer ir simulate`")
+    parser.add_argument("--out", required=True, help="output table (.parquet)")
+    parser.add_argument("--models", default=None, metavar="DIR",
+                        help="directory with autoencoder.pt and predictor.pt (from `sedinfer ir train`; "
+                             "default: the shipped models)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    return parser
+
+
+def _model_dir(arg: str | None) -> Path:
+    from importlib import resources
+
+    from sedinfer.errors import ParameterError
+
+    folder = Path(arg) if arg else Path(str(resources.files("sedinfer").joinpath(*SHIPPED_IR_DIR)))
+    missing = [f for f in ("autoencoder.pt", "predictor.pt") if not (folder / f).is_file()]
+    if missing:
+        where = f"--models {folder}" if arg else f"this installation ({folder})"
+        raise ParameterError(f"{where} has no {' or '.join(missing)}: the infrared models are not "
+                             "shipped yet; train them with `sedinfer ir train MOCK --out-dir DIR` and "
+                             "pass --models DIR")
+    return folder
+
+
+def run_predict(args: argparse.Namespace) -> Path:
+    """Encode each input spectrum and predict its WISE magnitudes; every input gets a row."""
+    from sedinfer.atomic import write_atomic
+    from sedinfer.errors import ParameterError
+    from sedinfer.spectra.autoencoder import SpectrumAutoencoder
+    from sedinfer.spectra.io import read_mock_table
+    from sedinfer.spectra.predict_ir import predict_wise
+    from sedinfer.spectra.predictor import WisePredictor
+    from sedinfer.spectra.sdss import read_sdss
+
+    out = Path(args.out)
+    if out.suffix != ".parquet":
+        raise ParameterError(f"--out must end in .parquet, got {str(out)!r}")
+    if out.exists() and not args.overwrite:
+        raise ParameterError(f"{str(out)!r} already exists; pass --overwrite to replace it")
+    folder = _model_dir(args.models)
+    tables = [p for p in args.input if str(p).endswith(".parquet")]
+    if tables and len(args.input) > 1:
+        raise ParameterError("give one `ir simulate` table, or SDSS spec files (not both)")
+    batch = read_mock_table(tables[0])[0] if tables else read_sdss(args.input, strict=False)
+    frame = predict_wise(batch, SpectrumAutoencoder.load(folder / "autoencoder.pt"),
+                         WisePredictor.load(folder / "predictor.pt"))
+    write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False), suffix=".tmp.parquet")
+    n_bad = int((~frame["ok"]).sum())
+    print(f"{len(frame)} spectra, {n_bad} with ok=False (reason column)")
+    return out
+
+
+__all__ = ["add_simulate_arguments", "build_model", "run_simulate", "add_train_arguments", "run_train",
+           "add_predict_arguments", "run_predict", "SHIPPED_IR_DIR"]
