@@ -47,7 +47,7 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def add_population(p: argparse.ArgumentParser) -> None:
-    from sedinfer.cli_args import filter_list, non_negative_int, positive_int
+    from sedinfer.cli_args import add_cluster_arguments, filter_list, non_negative_int, positive_int
 
     p.add_argument(
         "catalog",
@@ -144,11 +144,7 @@ def add_population(p: argparse.ArgumentParser) -> None:
     f.add_argument("--device", help="torch device (default: cuda when available)")
     f.add_argument("--no-progress", action="store_true", help="hide progress bars")
     r = p.add_argument_group("execution")
-    r.add_argument("--scheduler", metavar="ADDRESS",
-                   help="train the flows side by side on a Dask cluster at ADDRESS; 'local' starts a "
-                        "LocalCluster (each flow resumes from its checkpoint)")
-    r.add_argument("--workers", type=positive_int, default=None,
-                   help="workers of --scheduler local (default: number of CPUs)")
+    add_cluster_arguments(r, "train the flows side by side (each resumes from its checkpoint)")
     p.add_argument(
         "--demo",
         action="store_true",

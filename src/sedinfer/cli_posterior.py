@@ -24,7 +24,7 @@ def demo_catalog() -> Path:
 
 
 def add_posterior(p: argparse.ArgumentParser) -> None:
-    from sedinfer.cli_args import non_negative_int, positive_int
+    from sedinfer.cli_args import add_cluster_arguments, non_negative_int, positive_int
     from sedinfer.threads import DEFAULT_THREADS
 
     p.add_argument("catalog", nargs="?", help="input catalog (.parquet, .fits, .csv, .ecsv); fluxes in "
@@ -58,10 +58,7 @@ def add_posterior(p: argparse.ArgumentParser) -> None:
                         "columns whose values look like magnitudes are refused")
     r = p.add_argument_group("execution")
     r.add_argument("--chunk-rows", type=positive_int, default=2000, help="rows per chunk (default: 2000)")
-    r.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run the chunks on a Dask cluster at ADDRESS; 'local' starts a LocalCluster")
-    r.add_argument("--workers", type=positive_int, default=None,
-                   help="workers of --scheduler local (default: number of CPUs)")
+    add_cluster_arguments(r)
     r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                    help=f"torch threads per process (default: {DEFAULT_THREADS}; more threads help only on "
                         "an idle machine and collapse when other processes share the cores; for many cores "

@@ -130,7 +130,7 @@ def parse_bands(text: str | None) -> tuple[str, ...] | None:
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options of ``sedinfer dustmap fit``."""
-    from sedinfer.cli_args import positive_int
+    from sedinfer.cli_args import add_cluster_arguments, positive_int
     from sedinfer.threads import DEFAULT_THREADS
 
     parser.add_argument("cubes", nargs="*", metavar="CUBE",
@@ -170,10 +170,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     r.add_argument("--batch", type=positive_int, default=8, help="galaxies per fit_map call (default 8)")
     r.add_argument("--chunk", type=positive_int, default=32,
                    help="galaxies per resumable chunk / Dask task (default 32)")
-    r.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run the chunks on a Dask cluster at ADDRESS; 'local' starts a LocalCluster")
-    r.add_argument("--workers", type=positive_int, default=None,
-                   help="workers of --scheduler local (default: number of CPUs)")
+    add_cluster_arguments(r)
     r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                    help=f"torch threads per process (default {DEFAULT_THREADS}; for many cores use "
                         "--scheduler local --workers N)")

@@ -9,7 +9,6 @@ flux_norm = f_λ / norm and ivar_norm = ivar · norm², float32, read one row gr
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from sedinfer.errors import CatalogError
 from sedinfer.spectra.batch import SpectrumBatch
-from sedinfer.spectra.io import FORMAT, META_KEY
+from sedinfer.spectra.io import mock_table_info
 
 
 @dataclass
@@ -73,10 +72,7 @@ class SpectraArrays:
             pf = pq.ParquetFile(path)
         except (OSError, ValueError) as err:
             raise CatalogError(f"cannot read {os.fspath(path)!r} as Parquet: {err}") from err
-        raw = (pf.schema_arrow.metadata or {}).get(META_KEY)
-        info = json.loads(raw) if raw else {}
-        if info.get("format") != FORMAT:
-            raise CatalogError(f"{os.fspath(path)!r} is not a sedinfer mock table (format {FORMAT!r})")
+        info = mock_table_info(pf.schema_arrow, path)
         wave = np.asarray(info["wave_obs_aa"], dtype=np.float64)
         m = len(wave)
         parts: list[tuple] = []
