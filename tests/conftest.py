@@ -36,3 +36,8 @@ def full_model64():
 @pytest.fixture()
 def gen():
     return torch.Generator().manual_seed(1234)
+
+
+#: the smallest spectrum autoencoder the spectra tests train and run (AutoencoderConfig keywords)
+TINY_AUTOENCODER = dict(filters=(4, 8, 8), kernel_sizes=(3, 5, 7), encoder_hidden=(8,),
+                        decoder_hidden=(16, 32), dloglam_rest=1e-4, dropout=0.0)

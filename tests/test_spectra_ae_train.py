@@ -8,20 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_AUTOENCODER
 from sedinfer.spectra.autoencoder import AutoencoderConfig, SpectrumAutoencoder
 from sedinfer.spectra.train_autoencoder import AETrainConfig, evaluate, train_autoencoder
 from sedinfer.spectra.training_data import SpectraArrays
 
-TINY = AutoencoderConfig(
-    filters=(4, 8, 8),
-    kernel_sizes=(3, 5, 7),
-    encoder_hidden=(8,),
-    decoder_hidden=(16, 32),
-    dloglam_rest=1e-4,
-    n_pix=400,
-    dropout=0.1,
-    z_max=0.3,
-)
+TINY = AutoencoderConfig(**{**TINY_AUTOENCODER, "n_pix": 400, "dropout": 0.1, "z_max": 0.3})
 
 
 def toy_data(n: int = 24, seed: int = 0) -> SpectraArrays:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_AUTOENCODER
 from sedinfer.spectra.ae_losses import (
     consistency_loss,
     fidelity_chi2,
@@ -16,15 +17,7 @@ from sedinfer.spectra.autoencoder import AutoencoderConfig, SpectrumAutoencoder
 from sedinfer.spectra.instrument import sdss_wave_aa
 from sedinfer.spectra.restframe import observed_to_rest, rest_grid, shift_redshift
 
-TINY = dict(
-    filters=(4, 8, 8),
-    kernel_sizes=(3, 5, 7),
-    encoder_hidden=(8,),
-    decoder_hidden=(16, 32),
-    dloglam_rest=1e-4,
-    n_pix=400,
-    dropout=0.0,
-)
+TINY = dict(TINY_AUTOENCODER, n_pix=400)
 
 
 def tiny_model(seed: int = 0, **kw) -> SpectrumAutoencoder:

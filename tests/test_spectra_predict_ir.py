@@ -6,20 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_AUTOENCODER
 from sedinfer.spectra.autoencoder import AutoencoderConfig, SpectrumAutoencoder
 from sedinfer.spectra.batch import assemble
 from sedinfer.spectra.predict_ir import predict_wise
 from sedinfer.spectra.predictor import WisePredictor
 
-TINY = AutoencoderConfig(
-    filters=(4, 8, 8),
-    kernel_sizes=(3, 5, 7),
-    encoder_hidden=(8,),
-    decoder_hidden=(16, 32),
-    dloglam_rest=1e-4,
-    n_pix=3921,
-    dropout=0.0,
-)
+TINY = AutoencoderConfig(**TINY_AUTOENCODER, n_pix=3921)
 
 
 def batch(n: int = 5):
