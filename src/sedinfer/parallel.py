@@ -9,7 +9,7 @@ and ``sedinfer population`` (ensemble members).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -57,4 +57,21 @@ def restore_malloc_defaults() -> None:
         libc.mallopt(m_trim_threshold, 1 << 30)
     except (OSError, AttributeError):
         return
-__all__ = ["dask_client", "restore_malloc_defaults"]
+def dask_map(function: Callable[[Any], Any], tasks: Iterable[Any], scheduler: str,
+             workers: int | None = None, processes: bool = True) -> Iterator[Any]:
+    """``function(task)`` for each task on a Dask cluster (:func:`dask_client`), yielded as they
+    finish, with at most 2 tasks per worker queued (memory stays bounded for long task lists)."""
+    from distributed import as_completed
+
+    with dask_client(scheduler, workers, processes) as client:
+        window = 2 * max(1, len(client.scheduler_info()["workers"]))
+        pending = as_completed()
+        for task in tasks:
+            pending.add(client.submit(function, task, pure=False))
+            while pending.count() >= window:
+                yield next(pending).result()
+        for future in pending:
+            yield future.result()
+
+
+__all__ = ["dask_client", "dask_map", "restore_malloc_defaults"]

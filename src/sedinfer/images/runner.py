@@ -84,19 +84,9 @@ class FitRunSummary:
 
 def _dask_results(tasks: list[ChunkTask], scheduler: str, workers: int | None, processes: bool
                   ) -> Iterator[list[dict]]:
-    from distributed import as_completed
+    from sedinfer.parallel import dask_map
 
-    from sedinfer.parallel import dask_client
-
-    with dask_client(scheduler, workers, processes) as client:
-        window = 2 * max(1, len(client.scheduler_info()["workers"]))
-        pending = as_completed()
-        for task in tasks:
-            pending.add(client.submit(fit_chunk, task, pure=False))
-            while pending.count() >= window:
-                yield next(pending).result()
-        for future in pending:
-            yield future.result()
+    return dask_map(fit_chunk, tasks, scheduler, workers, processes)
 
 
 def run_dustmap_fit(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,

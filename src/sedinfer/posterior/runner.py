@@ -129,19 +129,9 @@ def process_chunk(task: ChunkTask):
 def _dask_results(tasks: Iterable[ChunkTask], scheduler: str, workers: int | None,
                   processes: bool) -> Iterator[tuple]:
     """Results of ``tasks`` on a Dask cluster (``"local"`` starts one), at most 2 per worker queued."""
-    from distributed import as_completed
+    from sedinfer.parallel import dask_map
 
-    from sedinfer.parallel import dask_client
-
-    with dask_client(scheduler, workers, processes) as client:
-        window = 2 * max(1, len(client.scheduler_info()["workers"]))
-        pending = as_completed()
-        for task in tasks:
-            pending.add(client.submit(process_chunk, task, pure=False))
-            while pending.count() >= window:
-                yield next(pending).result()
-        for future in pending:
-            yield future.result()
+    return dask_map(process_chunk, tasks, scheduler, workers, processes)
 
 
 # ------------------------------------------------------------------------------ parts + manifest

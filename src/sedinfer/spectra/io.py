@@ -113,10 +113,17 @@ def write_mock_table(catalog: MockCatalog | Iterable[MockCatalog], path: str | o
     return write_atomic(path, write, suffix=".parquet")
 
 
-def mock_table_info(schema: Any, path: str | os.PathLike) -> dict[str, Any]:
-    """The ``sedinfer`` metadata of a mock table's Arrow ``schema``; a :class:`CatalogError` when
-    ``path`` is not a mock table or is of a newer format version."""
-    raw = (schema.metadata or {}).get(META_KEY)
+def open_mock_table(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """(the ``pyarrow.parquet.ParquetFile``, its ``sedinfer`` metadata) of a mock table; a
+    :class:`CatalogError` when ``path`` is not readable Parquet, not a mock table or of a newer
+    format version."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, ValueError) as err:
+        raise CatalogError(f"cannot read {os.fspath(path)!r} as Parquet: {err}") from err
+    raw = (parquet.schema_arrow.metadata or {}).get(META_KEY)
     info = json.loads(raw) if raw else {}
     if info.get("format") != FORMAT:
         raise CatalogError(f"{os.fspath(path)!r} is not a sedinfer mock table (no {META_KEY.decode()!r} "
@@ -124,19 +131,14 @@ def mock_table_info(schema: Any, path: str | os.PathLike) -> dict[str, Any]:
     if info.get("format_version", 0) > FORMAT_VERSION:
         raise CatalogError(f"{os.fspath(path)!r} has format version {info['format_version']}; this sedinfer "
                            f"reads up to {FORMAT_VERSION}")
-    return info
+    return parquet, info
 
 
 def read_mock_table(path: str | os.PathLike) -> tuple[SpectrumBatch, Any, dict[str, Any]]:
     """(spectra, the pyarrow Table, the ``sedinfer`` metadata) of a file written by
     :func:`write_mock_table`; the spectra are masked (ivar 0) and normalised again."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (OSError, ValueError) as err:
-        raise CatalogError(f"cannot read {os.fspath(path)!r} as Parquet: {err}") from err
-    info = mock_table_info(table.schema, path)
+    parquet, info = open_mock_table(path)
+    table = parquet.read()
     wave = np.asarray(info["wave_obs_aa"], dtype=np.float64)
     m = len(wave)
 
@@ -154,4 +156,4 @@ def read_mock_table(path: str | os.PathLike) -> tuple[SpectrumBatch, Any, dict[s
     return spectra, table, info
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "mock_table", "mock_table_info", "read_mock_table", "write_mock_table"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "mock_table", "open_mock_table", "read_mock_table", "write_mock_table"]

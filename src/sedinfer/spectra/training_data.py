@@ -16,7 +16,7 @@ import numpy as np
 
 from sedinfer.errors import CatalogError
 from sedinfer.spectra.batch import SpectrumBatch
-from sedinfer.spectra.io import mock_table_info
+from sedinfer.spectra.io import open_mock_table
 
 
 @dataclass
@@ -66,13 +66,7 @@ class SpectraArrays:
         cls, path: str | os.PathLike, z_max: float = 0.5, limit: int | None = None
     ) -> SpectraArrays:
         """The usable rows of a Parquet mock table (at most ``limit`` of them)."""
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(path)
-        except (OSError, ValueError) as err:
-            raise CatalogError(f"cannot read {os.fspath(path)!r} as Parquet: {err}") from err
-        info = mock_table_info(pf.schema_arrow, path)
+        pf, info = open_mock_table(path)
         wave = np.asarray(info["wave_obs_aa"], dtype=np.float64)
         m = len(wave)
         parts: list[tuple] = []
