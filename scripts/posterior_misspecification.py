@@ -25,7 +25,8 @@ Two references run through the same path:
 Photo-z metrics (:mod:`sedinfer.posterior.photoz_metrics`, point estimate: posterior median):
 Δz/(1+z) bias, NMAD, outlier fraction (|Δz|/(1+z) > 0.15), per r-band magnitude bin and overall.
 
-``--mcmc N``: on N of the bagpipes galaxies (half per dust kind, the first unflagged rows), an
+``--mcmc N``: on N of the bagpipes galaxies (half per dust kind, the first rows, whatever the flow
+flags), an
 emcee posterior of the same forward model and prior (sedinfer's Gaussian flux likelihood of
 :mod:`sedinfer.posterior.mcmc`, the errors raised to the model's error floor as the flow does,
 the flux-limited inference prior added when the model has one), run in blocks until the
@@ -33,7 +34,8 @@ package's convergence criterion holds (kept chain > 50 integrated autocorrelatio
 parameter, :meth:`sedinfer.posterior.mcmc.McmcResult.converged`; the first quarter discarded) or
 ``--mcmc-max-steps``; emcee's stretch move (the default of ``run_emcee``; acceptance ≈ 0.13-0.16
 measured here; ``--mcmc-moves de`` gave ≈ 0.01), 64 walkers, ``--mcmc-jobs`` galaxies at once in
-worker processes. Compared per galaxy with the flow's p16/p50/p84: |Δ median| / σ_MCMC and
+worker processes, each chain's result cached (``--mcmc-cache``) so that runs add up across
+sessions (``--mcmc-max-hours``). Compared per galaxy with the flow's p16/p50/p84: |Δ median| / σ_MCMC and
 the share of MCMC medians inside the flow's 68 % interval. Cost: the package measured τ ≈ 1300
 steps for a bright galaxy (``run_emcee``'s docstring), so a converged chain needs ≈ 90,000 steps,
 ≈ 15-20 CPU-minutes per galaxy at ≈ 10-12 ms per step of 64 walkers. The flow also conditions on σ, whose
@@ -393,21 +395,41 @@ def _mcmc_line(k: int, n: int, row: dict) -> None:
           f"{res['seconds']:.0f} s", flush=True)
 
 
-def _mcmc_task(task: tuple) -> dict:
-    """One galaxy's MCMC in a worker process: ``(model path, sha256, flux, err, z, kwargs)``."""
+def _mcmc_task(task: tuple, threads: int | None = 1) -> dict:
+    """One galaxy's MCMC (in a worker process: ``threads`` 1): ``(model path, sha256, flux, err, z,
+    kwargs, cache)``; the result is written to ``cache`` (atomically) before it is returned."""
     import torch
 
+    from sedinfer.atomic import write_text
     from sedinfer.posterior.runner import cached_posterior
 
-    path, sha, flux, err, z, kwargs = task
-    torch.set_num_threads(1)
-    return converged_emcee(cached_posterior(path, sha), flux, err, z, **kwargs)
+    path, sha, flux, err, z, kwargs, cache = task
+    if threads is not None:
+        torch.set_num_threads(threads)
+    res = converged_emcee(cached_posterior(path, sha), flux, err, z, **kwargs)
+    write_text(cache, json.dumps(res, indent=1) + "\n")
+    return res
+
+
+def mcmc_key(sp, flux, err, z: float, kwargs: dict) -> str:
+    """Name of one galaxy's cached MCMC result: what the chain depends on (the forward model,
+    bands, redshift mode, inference prior, the data and the sampler settings), not the flow's
+    weights, so a retrained flow reuses the chains."""
+    import hashlib
+
+    what = {"sps": sp.model.config.to_dict(), "prior": repr(sp.model.prior), "bands": list(sp.bands),
+            "mode": sp.redshift_mode, "inference_prior": sp.meta.get("inference_prior"),
+            "flux": [float(v) for v in flux], "err": [float(v) for v in err], "z": float(z), "kwargs": kwargs}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dict:
-    """MCMC against the flow on ``n`` bagpipes galaxies (the first unflagged rows of each dust kind),
-    ``args.mcmc_jobs`` galaxies at a time in separate processes."""
-    from concurrent.futures import ProcessPoolExecutor
+    """MCMC against the flow on ``n`` bagpipes galaxies: the first rows of each dust kind, whatever
+    the flow says of them (its ``ood`` flag is reported per galaxy), so the same galaxies are used
+    for every model version. Chains run ``args.mcmc_jobs`` at a time in worker processes; each
+    result is cached in ``args.mcmc_cache`` and reused, and with ``args.mcmc_max_hours`` no new
+    chain starts after that budget (run again to add the rest)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from sedinfer.posterior.photoz_metrics import interval_agreement
     from sedinfer.units import MAGGIES_PER_NMGY, NMGY_PER_MAGGY
@@ -415,57 +437,84 @@ def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dic
     spec = sp.redshift_mode == "spec"
     kinds = list(catalogs)
     per = [n // len(kinds) + (1 if i < n % len(kinds) else 0) for i in range(len(kinds))]
+    cache_dir = Path(args.mcmc_cache or args.work / "mcmc")
+    cache_dir.mkdir(parents=True, exist_ok=True)
     rows, tasks = [], []
     for kind, k_n in zip(kinds, per, strict=True):
         truth, post = catalogs[kind], outputs[kind]
-        good = np.nonzero(np.asarray(post["ok"], bool) & ~np.asarray(post["ood"], bool))[0][:k_n]
-        for i in good:
+        for i in range(min(k_n, len(truth))):
             flux = np.array([truth[f"flux_{b}"][i] for b in sp.bands], dtype=float)
             err = np.array([truth[f"flux_err_{b}"][i] for b in sp.bands], dtype=float)
             floor = sp.error_floor(flux[None] * MAGGIES_PER_NMGY)[0] * NMGY_PER_MAGGY
             err = np.maximum(err, floor)                          # as SEDPosterior.infer does
             kwargs = {"walkers": args.mcmc_walkers, "block": args.mcmc_block,
                       "max_steps": args.mcmc_max_steps,
-                      "store_every": args.mcmc_store_every, "seed": SEEDS["mcmc"] + len(tasks),
+                      "store_every": args.mcmc_store_every, "seed": args.seeds["mcmc"] + len(rows),
                       "moves": args.mcmc_moves}
-            tasks.append((ref.path, ref.sha256, flux, err, float(truth["redshift"][i]), kwargs))
+            z = float(truth["redshift"][i])
+            cache = cache_dir / f"{mcmc_key(sp, flux, err, z, kwargs)}.json"
             flow = {"log_mstar": [float(post[f"log_mstar_{t}"][i]) for t in ("p16", "p50", "p84")],
                     "log_sfr_100myr": [float(v) for v in log_sfr([post[f"sfr_100myr_{t}"][i]
                                                                    for t in ("p16", "p50", "p84")])]}
             if not spec:
                 flow["redshift"] = [float(post[f"redshift_{t}"][i]) for t in ("p16", "p50", "p84")]
-            rows.append({"catalog": kind, "row": int(i), "true_redshift": float(truth["true_redshift"][i]),
-                         "r_mag": float(r_mag(truth[f"flux_{LIMIT_BAND}"][i])), "flow": flow})
+            row = {"catalog": kind, "row": int(i), "true_redshift": float(truth["true_redshift"][i]),
+                   "r_mag": float(r_mag(truth[f"flux_{LIMIT_BAND}"][i])), "flow": flow,
+                   "flow_ok": bool(post["ok"][i]), "flow_ood": bool(post["ood"][i]), "cache": cache.name}
+            if cache.exists():
+                row["mcmc"] = json.loads(cache.read_text())
+            else:
+                tasks.append((len(rows), (ref.path, ref.sha256, flux, err, z, kwargs, str(cache))))
+            rows.append(row)
+    print(f"  MCMC: {len(rows) - len(tasks)} of {len(rows)} galaxies cached in {cache_dir}", flush=True)
     t0 = time.perf_counter()
-    if args.mcmc_jobs > 1:
-        with ProcessPoolExecutor(args.mcmc_jobs) as pool:
-            results = pool.map(_mcmc_task, tasks)
-            for k, res in enumerate(results):
-                rows[k]["mcmc"] = res
-                _mcmc_line(k, len(tasks), rows[k])
+    budget = math.inf if args.mcmc_max_hours is None else 3600.0 * args.mcmc_max_hours
+    if args.mcmc_jobs <= 1:                              # in this process, one chain after another
+        for k, task in tasks:
+            if time.perf_counter() - t0 >= budget:
+                break
+            rows[k]["mcmc"] = _mcmc_task(task, threads=None)
+            _mcmc_line(k, len(rows), rows[k])
     else:
-        for k, task in enumerate(tasks):
-            rows[k]["mcmc"] = converged_emcee(sp, *task[2:5], **task[5])
-            _mcmc_line(k, len(tasks), rows[k])
+        with ProcessPoolExecutor(args.mcmc_jobs) as pool:
+            running, queue = {}, list(tasks)
+            while queue or running:
+                while queue and len(running) < args.mcmc_jobs and time.perf_counter() - t0 < budget:
+                    k, task = queue.pop(0)
+                    running[pool.submit(_mcmc_task, task)] = k
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    k = running.pop(fut)
+                    rows[k]["mcmc"] = fut.result()
+                    _mcmc_line(k, len(rows), rows[k])
     wall = time.perf_counter() - t0
+    have = [r for r in rows if "mcmc" in r]
     summary = {}
-    for group, sel in (("all", rows), ("converged", [r for r in rows if r["mcmc"]["converged"]])):
+    groups = (("all", have), ("converged", [r for r in have if r["mcmc"]["converged"]]),
+              ("converged_unflagged", [r for r in have if r["mcmc"]["converged"] and r["flow_ok"]
+                                       and not r["flow_ood"]]))
+    for group, sel in groups:
         summary[group] = {}
-        for name in rows[0]["flow"] if rows else ():
+        for name in rows[0]["flow"] if sel else ():
             a = np.array([r["flow"][name] for r in sel]).reshape(-1, 3)
             b = np.array([r["mcmc"]["quantiles"][name] for r in sel]).reshape(-1, 3)
             agree = interval_agreement(a[:, 0], a[:, 1], a[:, 2], b[:, 0], b[:, 1], b[:, 2])
             agree.pop("per_galaxy", None)
             summary[group][name] = agree
-    secs = [r["mcmc"]["seconds"] for r in rows]
-    return {"n_galaxies": len(rows), "n_converged": sum(r["mcmc"]["converged"] for r in rows),
-            "jobs": args.mcmc_jobs, "wall_seconds": round(wall, 1),
+    secs = [r["mcmc"]["seconds"] for r in have]
+    return {"n_requested": len(rows), "n_galaxies": len(have),
+            "n_converged": sum(r["mcmc"]["converged"] for r in have),
+            "n_run_now": len(have) - (len(rows) - len(tasks)), "jobs": args.mcmc_jobs,
+            "wall_seconds_now": round(wall, 1), "cache": str(cache_dir),
+            "selection": "the first rows of each bagpipes catalog, independent of the flow's flags",
             "criterion": "kept steps > 50 x max integrated autocorrelation time (McmcResult.converged); "
                          "first 25 % of the steps discarded",
             "walkers": args.mcmc_walkers, "moves": args.mcmc_moves, "max_steps": args.mcmc_max_steps,
             "seconds_sum_over_galaxies": round(sum(secs), 1),
             "seconds_median": float(np.median(secs)) if secs else None,
-            "n_evaluations_total": int(sum(r["mcmc"]["n_evaluations"] for r in rows)),
+            "n_evaluations_total": int(sum(r["mcmc"]["n_evaluations"] for r in have)),
             "agreement": summary, "galaxies": rows}
 
 
@@ -503,6 +552,11 @@ def parse(argv=None) -> argparse.Namespace:
     m.add_argument("--mcmc-block", type=int, default=5000, help="steps between convergence checks")
     m.add_argument("--mcmc-max-steps", type=int, default=200_000)
     m.add_argument("--mcmc-store-every", type=int, default=10, help="keep every k-th step (memory)")
+    m.add_argument("--mcmc-cache", type=Path, default=None,
+                   help="folder of per-galaxy MCMC results, reused across runs (default: WORK/mcmc; "
+                        "checkpoints/posterior_mcmc keeps them in git between sessions)")
+    m.add_argument("--mcmc-max-hours", type=float, default=None,
+                   help="start no new chain after this many hours (cached chains count; run again to go on)")
     p.add_argument("--progress", action="store_true", help="progress bars of the bagpipes mocks")
     return p.parse_args(argv)
 
@@ -515,7 +569,7 @@ def main(argv=None) -> int:
 
     args = parse(argv)
     seeds = {k: v + args.seed_offset for k, v in SEEDS.items()}
-    SEEDS.update(seeds)
+    args.seeds = seeds
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     report: dict = {
@@ -616,7 +670,9 @@ def print_summary(model: str, mrep: dict) -> None:
                           f"nmad={_fmt(b['nmad'])} outliers={_fmt(b['outlier_fraction'], '.3f')}")
     if "mcmc" in mrep:
         m = mrep["mcmc"]
-        print(f"{model} MCMC: {m['n_converged']}/{m['n_galaxies']} converged, {m['wall_seconds']:.0f} s")
+        print(f"{model} MCMC: {m['n_galaxies']} of {m['n_requested']} galaxies done, "
+              f"{m['n_converged']} converged; "
+              f"{m['n_run_now']} run now in {m['wall_seconds_now']:.0f} s")
         for group, q in m["agreement"].items():
             for name, a in q.items():
                 if a.get("n"):

@@ -152,3 +152,26 @@ def test_misspecification_script_end_to_end(tmp_path):
     for key in ("bagpipes_calzetti", "bagpipes_cf", "bagpipes_overall", "reference", "population_mock"):
         assert set(m[key]["all_ok"]) == {"log_mstar", "log_sfr_100myr", "redshift", "photoz"}
     assert m["reference"]["all_ok"]["photoz"]["overall"]["n"] + m["reference"]["flags"]["n_not_ok"] == 20
+
+
+@pytest.mark.slow
+def test_misspecification_mcmc_results_are_cached(tmp_path):
+    """Each galaxy's chain is kept in the cache folder and a second run reuses it, not reruns it."""
+    pytest.importorskip("bagpipes")
+    pytest.importorskip("emcee")
+    spec = importlib.util.spec_from_file_location("posterior_misspecification_mcmc",
+                                                  ROOT / "scripts" / "posterior_misspecification.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv = ["--models", "sdss-specz", "--dust", "calzetti", "--n-per-dust", "3", "--n-reference", "0",
+            "--n-population", "0", "--samples", "50", "--work", str(tmp_path / "work"),
+            "--mcmc", "2", "--mcmc-block", "100", "--mcmc-max-steps", "100", "--mcmc-walkers", "24",
+            "--mcmc-cache", str(tmp_path / "chains"), "--seed-offset", "1000"]
+    assert module.main([*argv, "--out", str(tmp_path / "a.json")]) == 0
+    first = json.loads((tmp_path / "a.json").read_text())["models"]["sdss-specz"]["mcmc"]
+    assert (first["n_requested"], first["n_galaxies"], first["n_run_now"]) == (2, 2, 2)
+    assert [g["row"] for g in first["galaxies"]] == [0, 1]           # independent of the flow's flags
+    assert len(list((tmp_path / "chains").glob("*.json"))) == 2
+    assert module.main([*argv, "--out", str(tmp_path / "b.json")]) == 0
+    second = json.loads((tmp_path / "b.json").read_text())["models"]["sdss-specz"]["mcmc"]
+    assert second["n_run_now"] == 0 and second["galaxies"] == first["galaxies"]
