@@ -372,6 +372,20 @@ def converged_emcee(sp, flux_nmgy, err_nmgy, z, *, walkers: int, block: int, max
                      wall_time_s=wall, n_walkers=walkers, n_steps=steps, burn=burn_steps,
                      thin=thin * store_every,
                      n_evaluations=n_eval + walkers * steps, fixed=fixed)
+    return chain_summary(model64, free, fixed, samples, tau, steps=steps, burn=burn_steps, walkers=walkers,
+                         acceptance=res.acceptance_fraction, n_evaluations=res.n_evaluations, seconds=wall,
+                         converged=res.converged(factor))
+
+
+def chain_summary(model64, free, fixed: dict, samples: np.ndarray, tau, *, steps: int, burn: int,
+                  walkers: int, acceptance: float, n_evaluations: int, seconds: float,
+                  converged: bool) -> dict:
+    """The cached record of one galaxy's chain: convergence numbers and the 16/50/84 percentiles of
+    surviving mass, log SFR(100 Myr) and (when sampled) redshift."""
+    import torch
+
+    tau = np.asarray(tau, dtype=float)
+    tau_max = float(np.max(tau)) if np.isfinite(tau).all() else float("nan")
     full = np.zeros((len(samples), len(model64.param_names)))
     for j, name in enumerate(model64.param_names):
         full[:, j] = samples[:, free.index(name)] if name in free else fixed[name]
@@ -380,12 +394,62 @@ def converged_emcee(sp, flux_nmgy, err_nmgy, z, *, walkers: int, block: int, max
     qs = {"log_mstar": d["log_mstar"].numpy(), "log_sfr_100myr": log_sfr(d["sfr_100myr"].numpy())}
     if "redshift" in free:
         qs["redshift"] = samples[:, free.index("redshift")]
-    return {"converged": res.converged(factor), "steps": steps, "burn": burn_steps, "walkers": walkers,
+    return {"converged": bool(converged), "steps": int(steps), "burn": int(burn), "walkers": int(walkers),
             "autocorr_steps": [float(v) for v in tau], "autocorr_steps_max": tau_max,
-            "kept_over_tau": (steps - burn_steps) / tau_max if math.isfinite(tau_max) else None,
-            "acceptance": res.acceptance_fraction, "n_evaluations": res.n_evaluations,
-            "n_samples_kept": int(len(samples)), "seconds": round(wall, 1),
+            "kept_over_tau": (steps - burn) / tau_max if math.isfinite(tau_max) else None,
+            "acceptance": float(acceptance), "n_evaluations": int(n_evaluations),
+            "n_samples_kept": int(len(samples)), "seconds": round(float(seconds), 1),
             "quantiles": {k: [float(v) for v in np.percentile(a, [16, 50, 84])] for k, a in qs.items()}}
+
+
+def batched_chains(sp, flux: np.ndarray, err: np.ndarray, z: np.ndarray, *, walkers: int, block: int,
+                   max_steps: int, store_every: int, seed: int, on_done, n_init: int = 4096) -> None:
+    """Converged chains of G galaxies at once (:func:`sedinfer.posterior.mcmc_batch.run_stretch_batch`:
+    emcee's stretch move on independent ensembles, one forward-model call per half-step);
+    ``on_done(g, summary)`` as each galaxy finishes."""
+    from sedinfer.filters import Filters
+    from sedinfer.posterior.flux_limited import FluxLimitedPrior
+    from sedinfer.posterior.mcmc_batch import SPSBatchLogPosterior, run_stretch_batch
+
+    model64 = type(sp.model)(**sp.model.config.to_dict(), prior=sp.model.prior).double()
+    spec = sp.redshift_mode == "spec"
+    ip = sp.meta.get("inference_prior") or {}
+    joint = FluxLimitedPrior.from_dict(ip) if ip.get("kind") == "flux_limited_histogram" else None
+    logp = SPSBatchLogPosterior(model64, Filters(list(sp.bands)), flux, err,
+                                {"redshift": z} if spec else {}, "nmgy", joint)
+    p0 = logp.start(walkers, n_init=n_init, seed=seed)
+
+    def done(g: int, r: dict) -> None:
+        fixed = {"redshift": float(z[g])} if spec else {}
+        on_done(g, chain_summary(model64, list(logp.free), fixed, r["samples"], r["autocorr_steps"],
+                                 steps=r["steps"], burn=r["burn"], walkers=walkers,
+                                 acceptance=r["acceptance"],
+                                 n_evaluations=r["n_evaluations"] + n_init, seconds=r["seconds"],
+                                 converged=r["converged"]))
+
+    run_stretch_batch(logp, p0, block=block, max_steps=max_steps, store_every=store_every, seed=seed,
+                      on_done=done)
+
+
+def _mcmc_batch_task(task: tuple, threads: int | None = 1) -> list[dict]:
+    """A batch of galaxies' chains (worker process: ``threads`` 1): ``(model path, sha256, flux (G, B),
+    err (G, B), z (G,), kwargs, cache paths)``; each result is written to its cache file as it ends."""
+    import torch
+
+    from sedinfer.atomic import write_text
+    from sedinfer.posterior.runner import cached_posterior
+
+    path, sha, flux, err, z, kwargs, caches = task
+    if threads is not None:
+        torch.set_num_threads(threads)
+    out: list[dict | None] = [None] * len(caches)
+
+    def on_done(g: int, res: dict) -> None:
+        out[g] = res
+        write_text(caches[g], json.dumps(res, indent=1) + "\n")
+
+    batched_chains(cached_posterior(path, sha), flux, err, z, on_done=on_done, **kwargs)
+    return out
 
 
 def _mcmc_line(k: int, n: int, row: dict) -> None:
@@ -423,6 +487,30 @@ def mcmc_key(sp, flux, err, z: float, kwargs: dict) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def _mcmc_units(tasks: list, args) -> list:
+    """Work units: one galaxy each for emcee, ``args.mcmc_batch`` galaxies each for the batched
+    sampler; ``(row indices, task)``."""
+    if args.mcmc_sampler == "emcee":
+        return [([k], task) for k, task in tasks]
+    units = []
+    for i in range(0, len(tasks), args.mcmc_batch):
+        part = tasks[i:i + args.mcmc_batch]
+        ks = [k for k, _ in part]
+        path, sha = part[0][1][:2]
+        flux = np.stack([t[2] for _, t in part])
+        err = np.stack([t[3] for _, t in part])
+        z = np.array([t[4] for _, t in part])
+        kwargs = {k: v for k, v in part[0][1][5].items() if k != "sampler"}
+        units.append((ks, (path, sha, flux, err, z, kwargs, [t[6] for _, t in part])))
+    return units
+
+
+def _store(rows: list, ks: list, results) -> None:
+    for k, res in zip(ks, results if isinstance(results, list) else [results], strict=True):
+        rows[k]["mcmc"] = res
+        _mcmc_line(k, len(rows), rows[k])
+
+
 def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dict:
     """MCMC against the flow on ``n`` bagpipes galaxies: the first rows of each dust kind, whatever
     the flow says of them (its ``ood`` flag is reported per galaxy), so the same galaxies are used
@@ -449,8 +537,11 @@ def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dic
             err = np.maximum(err, floor)                          # as SEDPosterior.infer does
             kwargs = {"walkers": args.mcmc_walkers, "block": args.mcmc_block,
                       "max_steps": args.mcmc_max_steps,
-                      "store_every": args.mcmc_store_every, "seed": args.seeds["mcmc"] + len(rows),
-                      "moves": args.mcmc_moves}
+                      "store_every": args.mcmc_store_every, "seed": args.seeds["mcmc"] + len(rows)}
+            if args.mcmc_sampler == "emcee":
+                kwargs["moves"] = args.mcmc_moves
+            else:
+                kwargs["sampler"] = "batched stretch"
             z = float(truth["redshift"][i])
             cache = cache_dir / f"{mcmc_key(sp, flux, err, z, kwargs)}.json"
             flow = {"log_mstar": [float(post[f"log_mstar_{t}"][i]) for t in ("p16", "p50", "p84")],
@@ -469,26 +560,25 @@ def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dic
     print(f"  MCMC: {len(rows) - len(tasks)} of {len(rows)} galaxies cached in {cache_dir}", flush=True)
     t0 = time.perf_counter()
     budget = math.inf if args.mcmc_max_hours is None else 3600.0 * args.mcmc_max_hours
-    if args.mcmc_jobs <= 1:                              # in this process, one chain after another
-        for k, task in tasks:
+    units = _mcmc_units(tasks, args)
+    run = _mcmc_batch_task if args.mcmc_sampler == "batched" else _mcmc_task
+    if args.mcmc_jobs <= 1:                              # in this process, one unit after another
+        for ks, task in units:
             if time.perf_counter() - t0 >= budget:
                 break
-            rows[k]["mcmc"] = _mcmc_task(task, threads=None)
-            _mcmc_line(k, len(rows), rows[k])
+            _store(rows, ks, run(task, threads=None))
     else:
         with ProcessPoolExecutor(args.mcmc_jobs) as pool:
-            running, queue = {}, list(tasks)
-            while queue or running:
-                while queue and len(running) < args.mcmc_jobs and time.perf_counter() - t0 < budget:
-                    k, task = queue.pop(0)
-                    running[pool.submit(_mcmc_task, task)] = k
+            running: dict = {}
+            while units or running:
+                while units and len(running) < args.mcmc_jobs and time.perf_counter() - t0 < budget:
+                    ks, task = units.pop(0)
+                    running[pool.submit(run, task)] = ks
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    k = running.pop(fut)
-                    rows[k]["mcmc"] = fut.result()
-                    _mcmc_line(k, len(rows), rows[k])
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    _store(rows, running.pop(fut), fut.result())
     wall = time.perf_counter() - t0
     have = [r for r in rows if "mcmc" in r]
     summary = {}
@@ -511,7 +601,10 @@ def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dic
             "selection": "the first rows of each bagpipes catalog, independent of the flow's flags",
             "criterion": "kept steps > 50 x max integrated autocorrelation time (McmcResult.converged); "
                          "first 25 % of the steps discarded",
-            "walkers": args.mcmc_walkers, "moves": args.mcmc_moves, "max_steps": args.mcmc_max_steps,
+            "walkers": args.mcmc_walkers, "sampler": args.mcmc_sampler,
+            "moves": args.mcmc_moves if args.mcmc_sampler == "emcee" else "stretch (a = 2)",
+            "batch": args.mcmc_batch if args.mcmc_sampler == "batched" else 1,
+            "max_steps": args.mcmc_max_steps,
             "seconds_sum_over_galaxies": round(sum(secs), 1),
             "seconds_median": float(np.median(secs)) if secs else None,
             "n_evaluations_total": int(sum(r["mcmc"]["n_evaluations"] for r in have)),
@@ -548,7 +641,12 @@ def parse(argv=None) -> argparse.Namespace:
     m.add_argument("--mcmc-moves", choices=["stretch", "de"], default="stretch",
                    help="emcee moves: stretch (emcee's and run_emcee's default) or de (DEMove 0.8 + "
                         "DESnookerMove 0.2)")
-    m.add_argument("--mcmc-jobs", type=int, default=1, help="galaxies run at once in worker processes")
+    m.add_argument("--mcmc-sampler", choices=["batched", "emcee"], default="batched",
+                   help="batched: the stretch move on --mcmc-batch galaxies' ensembles at once "
+                        "(sedinfer.posterior.mcmc_batch); emcee: one emcee sampler per galaxy")
+    m.add_argument("--mcmc-batch", type=int, default=16, help="galaxies per batched sampler (default 16)")
+    m.add_argument("--mcmc-jobs", type=int, default=1, help="work units (galaxies or batches) run at once in "
+                                                            "worker processes")
     m.add_argument("--mcmc-block", type=int, default=5000, help="steps between convergence checks")
     m.add_argument("--mcmc-max-steps", type=int, default=200_000)
     m.add_argument("--mcmc-store-every", type=int, default=10, help="keep every k-th step (memory)")

@@ -155,7 +155,8 @@ def test_misspecification_script_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_misspecification_mcmc_results_are_cached(tmp_path):
+@pytest.mark.parametrize("sampler", ["batched", "emcee"])
+def test_misspecification_mcmc_results_are_cached(tmp_path, sampler):
     """Each galaxy's chain is kept in the cache folder and a second run reuses it, not reruns it."""
     pytest.importorskip("bagpipes")
     pytest.importorskip("emcee")
@@ -166,7 +167,7 @@ def test_misspecification_mcmc_results_are_cached(tmp_path):
     argv = ["--models", "sdss-specz", "--dust", "calzetti", "--n-per-dust", "3", "--n-reference", "0",
             "--n-population", "0", "--samples", "50", "--work", str(tmp_path / "work"),
             "--mcmc", "2", "--mcmc-block", "100", "--mcmc-max-steps", "100", "--mcmc-walkers", "24",
-            "--mcmc-cache", str(tmp_path / "chains"), "--seed-offset", "1000"]
+            "--mcmc-cache", str(tmp_path / "chains"), "--seed-offset", "1000", "--mcmc-sampler", sampler]
     assert module.main([*argv, "--out", str(tmp_path / "a.json")]) == 0
     first = json.loads((tmp_path / "a.json").read_text())["models"]["sdss-specz"]["mcmc"]
     assert (first["n_requested"], first["n_galaxies"], first["n_run_now"]) == (2, 2, 2)
