@@ -16,6 +16,7 @@ Constants:
 * ``C_AA_PER_S``, ``C_KM_PER_S``: speed of light, Å/s and km/s (exact SI value).
 * ``L_SUN_ERG_S = 3.828e33``: nominal solar luminosity, erg/s (IAU 2015 Resolution B3).
 * ``PC_CM``, ``MPC_CM``: parsec and megaparsec in cm (IAU 2015 B2: 1 pc = 648000/π au exactly).
+* ``YR_PER_GYR = 1e9``: years per gigayear (ages are kept in yr on grids, Gyr in parameters).
 
 These are the package's only definitions of them; the SPS kernels import them from here.
 """
@@ -45,6 +46,7 @@ NJY_PER_MAGGY: float = AB_ZEROPOINT_JY * 1e9
 UJY_PER_MAGGY: float = AB_ZEROPOINT_JY * 1e6
 MAGGIES_PER_NMGY: float = 1e-9
 NMGY_PER_MAGGY: float = 1e9
+YR_PER_GYR: float = 1e9
 
 SDSS_ASINH_B: dict[str, float] = {
     "sdss_u0": 1.4e-10,

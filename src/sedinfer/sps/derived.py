@@ -17,6 +17,7 @@ import torch
 
 from sedinfer.sps.grids import load_ssp
 from sedinfer.sps.templates import age_overlap_matrix
+from sedinfer.units import YR_PER_GYR
 
 DERIVED_NAMES = ("log_mstar", "sfr_10myr", "sfr_100myr", "sfr_1gyr", "log_ssfr", "mass_weighted_age",
                  "t_age")
@@ -31,7 +32,7 @@ def derived_quantities(model, theta) -> dict[str, torch.Tensor]:
     mass = 10 ** p64["log_mass"]
     out = {}
     for name, window in (("sfr_10myr", 0.01), ("sfr_100myr", 0.1), ("sfr_1gyr", 1.0)):
-        out[name] = mass * model.sfh.mass_formed_within(p64, window, t_age) / (window * 1e9)
+        out[name] = mass * model.sfh.mass_formed_within(p64, window, t_age) / (window * YR_PER_GYR)
     w = model.sfh_weights(p)                                            # (N, A) M_sun, float64
     grid = load_ssp()
     live = age_overlap_matrix(grid.age_yr, model.age_edges_yr) @ grid.live_frac.T   # (A, Z)
@@ -39,8 +40,8 @@ def derived_quantities(model, theta) -> dict[str, torch.Tensor]:
     live_t = torch.as_tensor(live, dtype=torch.float64, device=w.device)
     out["log_mstar"] = torch.log10((w * (zw @ live_t.T)).sum(-1))
     out["log_ssfr"] = torch.log10(out["sfr_100myr"]) - out["log_mstar"]
-    centres = torch.as_tensor(model.age_centres_yr / 1e9, dtype=torch.float64, device=w.device)
-    lo = torch.as_tensor(model.age_edges_yr[:-1] / 1e9, dtype=torch.float64, device=w.device)
+    centres = torch.as_tensor(model.age_centres_yr / YR_PER_GYR, dtype=torch.float64, device=w.device)
+    lo = torch.as_tensor(model.age_edges_yr[:-1] / YR_PER_GYR, dtype=torch.float64, device=w.device)
     # the bin that straddles the Big Bang formed its stars between its lower edge and t_age
     mid = 0.5 * (lo + t_age[:, None])
     centres = torch.where(centres > t_age[:, None], torch.minimum(centres, mid), centres)

@@ -479,16 +479,13 @@ def _no_grad(*tensors: torch.Tensor) -> bool:
 
 
 def _convert(maggies: torch.Tensor, units: str, filters=None) -> torch.Tensor:
-    if units == "maggies":
-        return maggies
-    if units == "nmgy":
-        return maggies * 1e9
-    if units == "ujy":
-        return maggies * 3631e6
-    if units == "njy":
-        return maggies * 3631e9
+    from sedinfer.units import NJY_PER_MAGGY, NMGY_PER_MAGGY, UJY_PER_MAGGY, maggies_to_mag
+
+    scale = {"maggies": 1.0, "nmgy": NMGY_PER_MAGGY, "ujy": UJY_PER_MAGGY, "njy": NJY_PER_MAGGY}
+    if units in scale:
+        return maggies * scale[units] if units != "maggies" else maggies
     if units == "mag":
-        mag = -2.5 * torch.log10(maggies)
+        mag = maggies_to_mag(maggies)
         if filters is not None:
             mag = mag - torch.as_tensor(filters.vega_to_ab(filters.names), dtype=mag.dtype,
                                         device=mag.device)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from sedinfer.priors import kappa_to_simplex
+from sedinfer.units import YR_PER_GYR
 
 AGE_STEP_DEX = 0.1
 FIRST_LOG_AGE_YR = 6.0
@@ -108,7 +109,7 @@ def burst_weights(t_burst_gyr: torch.Tensor, centres_yr: np.ndarray) -> torch.Te
     """Unit mass split between the two age bins whose centres bracket ``t_burst`` (linear in
     log age; all in the first bin below 1 Myr). (N,) -> (N, A)."""
     logc = torch.as_tensor(np.log10(centres_yr), dtype=torch.float64, device=t_burst_gyr.device)
-    u = ((torch.log10(t_burst_gyr * 1e9) - logc[0]) / AGE_STEP_DEX).clamp(0, len(logc) - 1)
+    u = ((torch.log10(t_burst_gyr * YR_PER_GYR) - logc[0]) / AGE_STEP_DEX).clamp(0, len(logc) - 1)
     i0 = u.floor().clamp(max=len(logc) - 2)
     frac = u - i0
     w = torch.zeros(t_burst_gyr.shape + (len(logc),), dtype=torch.float64, device=t_burst_gyr.device)
@@ -185,7 +186,7 @@ class SFH:
     def bin_weights(self, p: dict[str, torch.Tensor], t_age_gyr: torch.Tensor,
                     centres_yr: np.ndarray, edges_yr: np.ndarray) -> torch.Tensor:
         """Fraction of the total mass formed in each age bin, (N, A), summing to 1."""
-        edges = torch.as_tensor(edges_yr / 1e9, dtype=torch.float64, device=t_age_gyr.device)
+        edges = torch.as_tensor(edges_yr / YR_PER_GYR, dtype=torch.float64, device=t_age_gyr.device)
         cum = self.smooth_cumulative(p, edges.expand(t_age_gyr.shape + edges.shape), t_age_gyr)
         w = cum[..., 1:] - cum[..., :-1]
         if self.has_burst:
