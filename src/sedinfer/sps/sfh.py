@@ -97,12 +97,14 @@ def _read_csv(path) -> np.ndarray:
     return np.array([[float(v) for v in ln.split(",")] for ln in lines])
 
 
-def _interp_rows(x: torch.Tensor, xp: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of each galaxy's curve rows (N, X), tabulated on sorted xp (X,),
-    at x (N, T); returns (N, T)."""
+def _interp_mixture(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Each galaxy's mixture Σ_k β_k f_k of curves fp (K, X) tabulated on sorted xp (X,), linearly
+    interpolated at x (N, T), with weights β (N, K); returns (N, T). Interpolation is linear in the
+    curves, so the K curves are interpolated first and mixed after (never an (N, X) array)."""
     i = torch.searchsorted(xp, x.contiguous()).clamp(1, len(xp) - 1)
     x0, x1 = xp[i - 1], xp[i]
-    return torch.lerp(rows.gather(-1, i - 1), rows.gather(-1, i), (x - x0) / (x1 - x0))
+    vals = torch.lerp(fp[:, i - 1], fp[:, i], (x - x0) / (x1 - x0))          # (K, N, T)
+    return torch.einsum("nk,knt->nt", beta, vals)
 
 
 def burst_weights(t_burst_gyr: torch.Tensor, centres_yr: np.ndarray) -> torch.Tensor:
@@ -162,8 +164,7 @@ class SFH:
             fp = torch.as_tensor(cum, dtype=torch.float64, device=t_gyr.device)
             kappa = torch.stack([p["kappa1"], p["kappa2"], p["kappa3"]], -1)
             beta = kappa_to_simplex(kappa.to(torch.float64))
-            # each galaxy's own cumulative curve on the NMF grid (N, X), then one interpolation
-            return _interp_rows(_clamp01(t_gyr / t_age), xp, beta @ fp)
+            return _interp_mixture(_clamp01(t_gyr / t_age), xp, fp, beta)
         if self.base == "binned":
             frac = kappa_to_simplex(torch.stack([p[n] for n in self.param_names[:N_BINNED - 1]], -1)
                                     .to(torch.float64))
