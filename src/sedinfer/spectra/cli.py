@@ -1,5 +1,9 @@
 """``sedinfer ir simulate|train|predict``: arguments and runners of the ``ir`` command group.
 
+``ir train`` is :mod:`sedinfer.spectra.train_ir` (a mock table, or SDSS spec files with ``--wise``);
+``ir predict`` streams spectra through :func:`sedinfer.spectra.predict_ir.run_predict_survey`
+(``--chunk``, ``--scheduler``, ``--workers``, ``--threads``, resumable, ``--restart``).
+
 ``add_simulate_arguments(parser)`` adds ``--n``, ``--seed``, ``--prior coupled|separable``,
 ``--out``, ``--overwrite``, ``--z-max``, ``--r-limit``, ``--agn`` and ``--chunk`` to an argparse
 parser; ``run_simulate(args)`` simulates and writes the mock table chunk by chunk
@@ -99,14 +103,26 @@ SHIPPED_IR_DIR = ("data", "ir")
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``ir predict``: INPUT spectra -> one row of latents and W1-W4 predictions per spectrum."""
+    from sedinfer.cli_args import add_cluster_arguments, positive_int
+    from sedinfer.threads import DEFAULT_THREADS
+
     parser.add_argument("input", nargs="+",
                         help="SDSS spec-*.fits files, a directory or glob of them, or a table (.parquet) "
                              "written by `sedinfer ir simulate`")
-    parser.add_argument("--out", required=True, help="output table (.parquet)")
+    parser.add_argument("--out", required=True, help="output table (.parquet or .fits)")
     parser.add_argument("--models", default=None, metavar="DIR",
                         help="directory with autoencoder.pt and predictor.pt (from `sedinfer ir train`; "
                              "default: the shipped models)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r = parser.add_argument_group("execution (streamed in chunks; an interrupted run resumes)")
+    r.add_argument("--chunk", type=positive_int, default=2000,
+                   help="spectra read, encoded and written at a time (memory; default 2000)")
+    add_cluster_arguments(r, "encode the chunks")
+    r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help=f"torch threads per process (default {DEFAULT_THREADS})")
+    r.add_argument("--restart", action="store_true",
+                   help="discard the finished chunks of an interrupted run (OUT.parts/) and start over")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar or lines on stderr")
     return parser
 
 
@@ -126,31 +142,20 @@ def _model_dir(arg: str | None) -> Path:
 
 
 def run_predict(args: argparse.Namespace) -> Path:
-    """Encode each input spectrum and predict its WISE magnitudes; every input gets a row."""
-    from sedinfer.atomic import write_atomic
-    from sedinfer.errors import ParameterError
-    from sedinfer.spectra.autoencoder import SpectrumAutoencoder
-    from sedinfer.spectra.io import read_mock_table
-    from sedinfer.spectra.predict_ir import predict_wise
-    from sedinfer.spectra.predictor import WisePredictor
-    from sedinfer.spectra.sdss import read_sdss
+    """Encode each input spectrum and predict its WISE magnitudes, chunk by chunk; every input gets
+    a row (:func:`sedinfer.spectra.predict_ir.run_predict_survey`)."""
+    import sys
 
-    out = Path(args.out)
-    if out.suffix != ".parquet":
-        raise ParameterError(f"--out must end in .parquet, got {str(out)!r}")
-    if out.exists() and not args.overwrite:
-        raise ParameterError(f"{str(out)!r} already exists; pass --overwrite to replace it")
-    folder = _model_dir(args.models)
-    tables = [p for p in args.input if str(p).endswith(".parquet")]
-    if tables and len(args.input) > 1:
-        raise ParameterError("give one `ir simulate` table, or SDSS spec files (not both)")
-    batch = read_mock_table(tables[0])[0] if tables else read_sdss(args.input, strict=False)
-    frame = predict_wise(batch, SpectrumAutoencoder.load(folder / "autoencoder.pt"),
-                         WisePredictor.load(folder / "predictor.pt"))
-    write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False), suffix=".tmp.parquet")
-    n_bad = int((~frame["ok"]).sum())
-    print(f"{len(frame)} spectra, {n_bad} with ok=False (reason column)")
-    return out
+    from sedinfer.spectra.predict_ir import run_predict_survey
+
+    summary = run_predict_survey(args.input, args.out, _model_dir(args.models), chunk=args.chunk,
+                                 scheduler=args.scheduler, workers=args.workers, threads=args.threads,
+                                 restart=args.restart, overwrite=args.overwrite,
+                                 progress=not args.no_progress)
+    print(summary.line())
+    for ident, reason in summary.failures:
+        print(f"  {ident}: {reason}", file=sys.stderr)
+    return summary.out
 
 
 __all__ = ["add_simulate_arguments", "build_model", "run_simulate", "add_train_arguments", "run_train",

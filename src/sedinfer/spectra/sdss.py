@@ -1,7 +1,10 @@
 """Reading SDSS spectra (``spec-PLATE-MJD-FIBER.fits``, DR8 and later) onto one grid.
 
 HDU 1 (COADD) holds ``loglam`` (log10 vacuum λ in Å), ``flux`` (10⁻¹⁷ erg/s/cm²/Å), ``ivar``
-and ``and_mask``; HDU 2 (SPECOBJ) the pipeline's ``Z``, ``Z_ERR`` and ``CLASS``. Each file
+and ``and_mask``; HDU 2 (SPECOBJ) the pipeline's ``Z``, ``Z_ERR`` and ``CLASS``, and the fibre
+position ``PLUG_RA``, ``PLUG_DEC`` (deg, also in the primary header). The primary header's
+``RA``, ``DEC`` are the *plate centre*, up to 1.5° away, not the object: :func:`fibre_position`
+reads ``PLUG_RA``/``PLUG_DEC`` only. Each file
 covers part of the common SDSS grid (:func:`sedinfer.spectra.sdss_instrument`); its pixels are
 placed by index, the rest of the grid is masked. A pixel is masked when ``and_mask ≠ 0`` (any
 pipeline flag set in every exposure, e.g. bit 23 BRIGHTSKY), ``ivar ≤ 0``, the flux or ivar is
@@ -77,11 +80,40 @@ def _column(table, name: str, path: Path, hdu: str):
     return np.asarray(table.data[names[name.lower()]])
 
 
+def fibre_position(hdul) -> tuple[float, float]:
+    """(RA, Dec) in degrees of the fibre of an open spec file: ``PLUG_RA``, ``PLUG_DEC`` of HDU 2
+    (SPECOBJ), else of the primary header; NaN where neither has them."""
+    if len(hdul) > 2 and hasattr(hdul[2], "columns") and len(hdul[2].data):
+        names = {n.upper(): n for n in hdul[2].columns.names}
+        if "PLUG_RA" in names and "PLUG_DEC" in names:
+            return float(hdul[2].data[names["PLUG_RA"]][0]), float(hdul[2].data[names["PLUG_DEC"]][0])
+    head = hdul[0].header
+    if "PLUG_RA" in head and "PLUG_DEC" in head:
+        return float(head["PLUG_RA"]), float(head["PLUG_DEC"])
+    return np.nan, np.nan
+
+
+def read_sdss_positions(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
+    """(RA, Dec) (N,) in degrees of the fibres of spec files (:func:`fibre_position`), in order;
+    NaN for a file that has none or cannot be opened (its spectrum row says why)."""
+    from astropy.io import fits
+
+    ra, dec = np.full(len(paths), np.nan), np.full(len(paths), np.nan)
+    for i, path in enumerate(paths):
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                ra[i], dec[i] = fibre_position(hdul)
+        except (OSError, ValueError, TypeError, IndexError):
+            continue
+    return ra, dec
+
+
 def read_spec_file(path: str | os.PathLike, instrument: Instrument | None = None) -> dict:
     """One spec file on the instrument grid: a dict with ``flux``, ``ivar``, ``mask`` (M,) in
     the file's units (mask True = unusable), ``z``, ``z_err`` (NaN when missing), ``spec_class``,
-    ``id`` (``PLATE-MJD-FIBER``), ``lsf_sigma_kms`` (median ``wdisp`` in km/s, NaN without it)
-    and ``reason`` (non-empty when the redshift is missing). Raises :class:`SpectrumFileError`."""
+    ``id`` (``PLATE-MJD-FIBER``), ``lsf_sigma_kms`` (median ``wdisp`` in km/s, NaN without it),
+    ``ra_deg``, ``dec_deg`` (:func:`fibre_position`) and ``reason`` (non-empty when the redshift
+    is missing). Raises :class:`SpectrumFileError`."""
     from astropy.io import fits
 
     inst = instrument or sdss_instrument()
@@ -121,6 +153,7 @@ def read_spec_file(path: str | os.PathLike, instrument: Instrument | None = None
             plate = []
         if not np.isfinite(z):
             reason = "no redshift: HDU 2 (SPECOBJ) has no finite Z"
+        ra, dec = fibre_position(hdul)
     ident = (f"{int(plate[0]):04d}-{int(plate[1]):05d}-{int(plate[2]):04d}" if len(plate) == 3
              else path.name.split(".")[0].removeprefix("spec-"))
     on = (idx >= 0) & (idx < inst.n_pix)
@@ -137,7 +170,8 @@ def read_spec_file(path: str | os.PathLike, instrument: Instrument | None = None
         reason = f"no pixel of the file falls on the {inst.name} grid"
     lsf = float(np.median(wdisp[src]) * inst.pixel_kms) if wdisp is not None and src.size else np.nan
     return {"flux": full_flux, "ivar": full_ivar, "mask": full_bad, "z": z, "z_err": z_err,
-            "spec_class": cls, "id": ident, "lsf_sigma_kms": lsf, "reason": reason}
+            "spec_class": cls, "id": ident, "lsf_sigma_kms": lsf, "ra_deg": ra, "dec_deg": dec,
+            "reason": reason}
 
 
 def read_sdss(source: str | os.PathLike | Sequence[str | os.PathLike], instrument: Instrument | None = None,
@@ -168,5 +202,5 @@ def read_sdss(source: str | os.PathLike | Sequence[str | os.PathLike], instrumen
                     col["lsf_sigma_kms"], window_rest_aa)
 
 
-__all__ = ["COADD_COLUMNS", "SPECOBJ_COLUMNS", "SpectrumFileError", "read_sdss", "read_spec_file",
-           "spectrum_paths"]
+__all__ = ["COADD_COLUMNS", "SPECOBJ_COLUMNS", "SpectrumFileError", "fibre_position", "read_sdss",
+           "read_sdss_positions", "read_spec_file", "spectrum_paths"]
