@@ -125,14 +125,19 @@ COMMANDS: list[Command] = [
     Command("population", "the joint distribution of galaxy properties behind a photometric catalog (PopSED)",
             cli_population.add_population, cli_population.cmd_population),
     Command("ir", "optical spectra -> infrared: mock spectra with WISE ('ir simulate'), the spectrum "
-                  "autoencoder and WISE predictor ('ir train', 'ir predict')",
+                  "autoencoder and WISE predictor ('ir train', 'ir predict'), multiscale occlusion "
+                  "('ir occlusion')",
             lambda p: _add_steps(p, "ir", {
                 "simulate": ("SDSS-like spectra and WISE W1-W4 (Vega) of mock galaxies, one Parquet row each",
                              "sedinfer.spectra.cli"),
-                "train": ("train the spectrum autoencoder and the WISE predictor on a mock table "
-                          "(resumable; exit status 3 until finished)", "sedinfer.spectra.cli"),
+                "train": ("train the spectrum autoencoder and the WISE predictor on a mock table or on "
+                          "SDSS spectra with a WISE catalog (resumable; exit status 3 until finished)",
+                          "sedinfer.spectra.cli"),
                 "predict": ("latents and W1-W4 predictions (Vega mag) of SDSS spectra, one row each with "
-                            "ok and reason", "sedinfer.spectra.cli")}), None),
+                            "ok and reason", "sedinfer.spectra.cli"),
+                "occlusion": ("which spectral pixels the WISE predictions depend on: multiscale occlusion "
+                              "maps per spectrum and a star-forming / quiescent figure",
+                              "sedinfer.spectra.cli_occlusion")}), None),
     Command("dustmap", "dust maps from multi-band images: simulated dusty galaxies ('dustmap simulate') "
                        "and MAP fits of FITS cutouts ('dustmap fit')",
             lambda p: _add_steps(p, "dustmap", {
