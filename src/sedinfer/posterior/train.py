@@ -6,6 +6,8 @@ converges to the true posterior p(θ | x) under the simulator and prior. The dat
 has not improved for ``patience`` epochs, and the best-validation weights are kept. With a
 ``checkpoint`` path the full state (weights, optimiser, scheduler, RNG, history) is written
 atomically after every epoch, and a later call with the same path resumes where it stopped.
+A caller may fix the validation rows itself (``validation_rows``, e.g. to match another model's
+split) and bound a call's wall time (``max_seconds``; the next call resumes).
 """
 
 from __future__ import annotations
@@ -65,10 +67,11 @@ def _check_data(theta: Tensor, x: Tensor, low: Tensor, high: Tensor, names) -> N
                              "prior support")
 
 
-def _fingerprint(n: int, d: int, c: int, flow: FlowConfig, cfg: TrainConfig) -> str:
-    """Identity of a training run; the stopping rules (max_epochs, patience) may change on resume."""
+def _fingerprint(n: int, d: int, c: int, flow: FlowConfig, cfg: TrainConfig, split: str | None = None) -> str:
+    """Identity of a training run; the stopping rules (max_epochs, patience) may change on resume.
+    ``split``: a digest of caller-given validation rows (absent for the seeded split)."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("max_epochs", "patience")}
-    text = json.dumps([n, d, c, flow.to_dict(), settings], sort_keys=True)
+    text = json.dumps([n, d, c, flow.to_dict(), settings] + ([split] if split else []), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -83,7 +86,7 @@ def _mean_nll(post: Posterior, u: Tensor, x: Tensor, batch: int) -> float:
 def train(theta, x, bounds, *, flow: FlowConfig = FlowConfig(), config: TrainConfig = TrainConfig(),
           param_names=None, context_names=None, metadata: dict | None = None,
           device: str | torch.device | None = None, checkpoint: str | os.PathLike | None = None,
-          progress: bool = True) -> Posterior:
+          progress: bool = True, validation_rows=None, max_seconds: float | None = None) -> Posterior:
     """Fit q(θ | x) to simulations by maximum likelihood and return the :class:`Posterior`.
 
     theta (N, D) and x (N, C) tensors or arrays; ``bounds = (low, high)``, each (D,), the prior box
@@ -91,6 +94,11 @@ def train(theta, x, bounds, *, flow: FlowConfig = FlowConfig(), config: TrainCon
     present. ``checkpoint``: file for per-epoch state; resumes from it when it exists and was
     written for the same data size and configuration. The returned posterior's ``metadata``
     holds the configs, training history, wall time and ``metadata`` given here.
+
+    ``validation_rows``: row indices of the validation set (the rest train) instead of the
+    seeded random ``validation_fraction``. ``max_seconds``: stop after the first epoch that ends
+    this many seconds into the call; ``metadata["stopped"]`` is then ``"time budget"`` and the
+    same call with the same ``checkpoint`` goes on.
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     theta, x = as_tensor_2d(theta, "theta"), as_tensor_2d(x, "x")
@@ -104,9 +112,19 @@ def train(theta, x, bounds, *, flow: FlowConfig = FlowConfig(), config: TrainCon
     n, d, c = theta.shape[0], theta.shape[1], x.shape[1]
 
     torch.manual_seed(config.seed)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
-    n_val = max(1, int(round(config.validation_fraction * n)))
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    split_digest = None
+    if validation_rows is None:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
+        n_val = max(1, int(round(config.validation_fraction * n)))
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+    else:
+        val_idx = torch.unique(torch.as_tensor(validation_rows, dtype=torch.long).reshape(-1))
+        if val_idx.numel() < 1 or val_idx.numel() >= n or int(val_idx.min()) < 0 or int(val_idx.max()) >= n:
+            raise ParameterError(f"validation_rows must be 1 to {n - 1} distinct row indices in [0, {n})")
+        is_val = torch.zeros(n, dtype=torch.bool)
+        is_val[val_idx] = True
+        train_idx, n_val = torch.nonzero(~is_val)[:, 0], int(val_idx.numel())
+        split_digest = hashlib.sha256(val_idx.numpy().tobytes()).hexdigest()[:16]
 
     unit = ((theta.double() - low.double()) / (high - low).double()).clamp(UNIT_EPS, 1 - UNIT_EPS)
     logit = (torch.log(unit) - torch.log1p(-unit)).float()
@@ -124,7 +142,7 @@ def train(theta, x, bounds, *, flow: FlowConfig = FlowConfig(), config: TrainCon
                                                        min_lr=config.min_learning_rate)
     state = {"epoch": 0, "best_val": math.inf, "best_state": None, "bad_epochs": 0, "history": [],
              "seconds": 0.0}
-    fingerprint = _fingerprint(n, d, c, flow, config)
+    fingerprint = _fingerprint(n, d, c, flow, config, split_digest)
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.exists():
         saved = torch.load(ckpt, map_location=device, weights_only=True)
@@ -145,8 +163,9 @@ def train(theta, x, bounds, *, flow: FlowConfig = FlowConfig(), config: TrainCon
     bar = tqdm(total=config.max_epochs, initial=state["epoch"], desc="training", unit="epoch",
                disable=None if progress else True, dynamic_ncols=True)
     start = time.perf_counter() - state["seconds"]
+    call_start, out_of_time = time.perf_counter(), False
     gen = torch.Generator(device="cpu")
-    while state["epoch"] < config.max_epochs and state["bad_epochs"] < config.patience:
+    while state["epoch"] < config.max_epochs and state["bad_epochs"] < config.patience and not out_of_time:
         post.flow.train()
         gen.manual_seed(config.seed * 100003 + state["epoch"])
         order = torch.randperm(u_tr.shape[0], generator=gen).to(device)
@@ -177,6 +196,7 @@ def train(theta, x, bounds, *, flow: FlowConfig = FlowConfig(), config: TrainCon
             save_torch({**state, "history": json.dumps(state["history"]), "fingerprint": fingerprint,
                           "flow": post.flow.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": sched.state_dict(), "rng": torch.get_rng_state()}, ckpt)
+        out_of_time = max_seconds is not None and time.perf_counter() - call_start >= max_seconds
     bar.close()
     post.flow.load_state_dict(state["best_state"])
     post.eval()
@@ -187,7 +207,7 @@ def train(theta, x, bounds, *, flow: FlowConfig = FlowConfig(), config: TrainCon
         "train_device": f"{device}" + (f" ({torch.get_num_threads()} threads)"
                                        if device.type == "cpu" else ""),
         "history": state["history"], "stopped": "early stopping" if state["bad_epochs"] >= config.patience
-        else "max_epochs",
+        else "max_epochs" if state["epoch"] >= config.max_epochs else "time budget",
     })
     return post
 
