@@ -20,7 +20,10 @@ Y_b = PSF_b ⊛ [F_b S D^K_b(δ)] + noise. Modules, one concept each:
   :mod:`~sedinfer.images.settings` (:class:`FitSettings`), :mod:`~sedinfer.images.shipped` (the
   package's prior and demo folders), :mod:`~sedinfer.images.chunk` (fitting one chunk),
   :mod:`~sedinfer.images.output` (the ``.dustmap.fits`` / JSON outputs) and
-  :mod:`~sedinfer.images.figure` (the per-galaxy figure).
+  :mod:`~sedinfer.images.figure` (the per-galaxy figure);
+* :mod:`~sedinfer.images.validation` — recovery metrics on simulated galaxies, their bins and a
+  per-galaxy result store (issue 18 §5); :mod:`~sedinfer.images.validation_run` (the resumable
+  run) and :mod:`~sedinfer.images.validation_figures` (Figs. 2-3).
 
 Nothing heavy is imported here (galsim and astropy load on first use).
 """
