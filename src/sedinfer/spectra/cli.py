@@ -101,18 +101,23 @@ def run_train(args: argparse.Namespace) -> int:
 SHIPPED_IR_DIR = ("data", "ir")
 
 
+def add_spectra_and_models(parser: argparse.ArgumentParser) -> None:
+    """The INPUT spectra and ``--models`` options that ``ir predict`` and ``ir occlusion`` share."""
+    parser.add_argument("input", nargs="+",
+                        help="SDSS spec-*.fits files, a directory or glob of them, or a table (.parquet) "
+                             "written by `sedinfer ir simulate`")
+    parser.add_argument("--models", default=None, metavar="DIR",
+                        help="directory with autoencoder.pt and predictor.pt (from `sedinfer ir train`; "
+                             "default: the shipped models)")
+
+
 def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``ir predict``: INPUT spectra -> one row of latents and W1-W4 predictions per spectrum."""
     from sedinfer.cli_args import add_cluster_arguments, positive_int
     from sedinfer.threads import DEFAULT_THREADS
 
-    parser.add_argument("input", nargs="+",
-                        help="SDSS spec-*.fits files, a directory or glob of them, or a table (.parquet) "
-                             "written by `sedinfer ir simulate`")
+    add_spectra_and_models(parser)
     parser.add_argument("--out", required=True, help="output table (.parquet or .fits)")
-    parser.add_argument("--models", default=None, metavar="DIR",
-                        help="directory with autoencoder.pt and predictor.pt (from `sedinfer ir train`; "
-                             "default: the shipped models)")
     r = parser.add_argument_group("execution (streamed in chunks; an interrupted run resumes)")
     r.add_argument("--chunk", type=positive_int, default=2000,
                    help="spectra read, encoded and written at a time (memory; default 2000)")
@@ -159,4 +164,4 @@ def run_predict(args: argparse.Namespace) -> Path:
 
 
 __all__ = ["add_simulate_arguments", "build_model", "run_simulate", "add_train_arguments", "run_train",
-           "add_predict_arguments", "run_predict", "SHIPPED_IR_DIR"]
+           "add_predict_arguments", "run_predict", "add_spectra_and_models", "SHIPPED_IR_DIR"]

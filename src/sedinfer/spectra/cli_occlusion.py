@@ -38,14 +38,11 @@ def _windows(text: str) -> tuple[int, ...]:
 def add_occlusion_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``ir occlusion`` options to ``parser`` and return it."""
     from sedinfer.cli_args import positive_int
+    from sedinfer.spectra.cli import add_spectra_and_models
     from sedinfer.spectra.occlusion import DEFAULT_WINDOWS_PIX
 
-    parser.add_argument("input", nargs="+",
-                        help="SDSS spec-*.fits files, a directory or glob of them, or a table (.parquet) "
-                             "written by `sedinfer ir simulate`")
+    add_spectra_and_models(parser)
     parser.add_argument("--out", required=True, help="output table (.parquet), one row per spectrum")
-    parser.add_argument("--models", default=None, metavar="DIR",
-                        help="directory with autoencoder.pt and predictor.pt (default: the shipped models)")
     parser.add_argument("--figure", default=None, metavar="FILE.png",
                         help="also draw the star-forming / quiescent mean maps of --band")
     parser.add_argument("--band", choices=BANDS, default="w3", help="band of the figure (default w3)")
