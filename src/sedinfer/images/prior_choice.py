@@ -11,27 +11,18 @@ chunk runs, once per process (:meth:`PriorSpec.load`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sedinfer.digest import file_sha256
 from sedinfer.errors import SedinferError
 from sedinfer.images.errors import ImageError
 from sedinfer.images.shipped import SHIPPED_PRIOR_DIR, data_path
 
 PRIOR_MODES = ("conditional", "unconditional", "none")
 PRIOR_FILES = {"conditional": ("host.pt", "dust_given_host.pt"), "unconditional": ("host.pt", "dust.pt")}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,11 @@ the key and hash a galaxy's outputs are compared by on resume (issue 18 §7).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from sedinfer.digest import json_digest
 from sedinfer.images.errors import ImageError
 from sedinfer.images.fit import FitConfig
 
@@ -63,7 +62,7 @@ class FitSettings:
 
 def settings_hash(key: dict) -> str:
     """16 hex digits of the SHA-256 of ``key`` (:meth:`FitSettings.key`) as sorted JSON."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(key)
 
 
 __all__ = ["FitSettings", "settings_hash"]

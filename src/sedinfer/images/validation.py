@@ -20,7 +20,6 @@ intervals of :data:`ATTENUATION_EDGES_MAG`. :func:`summarise` gives per-bin stat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sedinfer.atomic import write_atomic, write_text
+from sedinfer.digest import json_digest
 
 COVERING_SPLIT = 0.9
 """Covering fraction at which the paper's fits deteriorate (host SED/dust degeneracy)."""
@@ -175,7 +175,7 @@ def summarise(records: Sequence[dict], by: Sequence[str] = ("mode", "variant"),
 
 def key_hash(key: dict) -> str:
     """16 hex digits of the SHA-256 of ``key`` as sorted JSON."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(key)
 
 
 class ResultStore:

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from sedinfer.atomic import save_torch
+from sedinfer.digest import json_digest
 from sedinfer.errors import ParameterError, SedinferError
 from sedinfer.noise import anti_annealing_factor
 from sedinfer.population.config import (
@@ -63,7 +64,7 @@ _INIT_LOCK = threading.Lock()
 
 def fingerprint(parts: Any) -> str:
     """Short SHA-256 of a JSON-able description of a run (data, configuration, seed)."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(parts)
 
 
 def _loss(config: FitConfig, x: Tensor, y: Tensor, blur: float, w: Tensor | None,

@@ -25,7 +25,6 @@ and as a line every ~10 s otherwise (:mod:`sedinfer.progress`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from sedinfer.catalog import catalog_columns, catalog_format, iter_catalog_chunks, read_catalog
+from sedinfer.digest import file_sha256
 from sedinfer.errors import CatalogError, SedinferError
 from sedinfer.posterior.columns import ColumnMap
 from sedinfer.posterior.galaxies import SHIPPED, SEDPosterior, shipped_path
@@ -72,7 +72,7 @@ def model_ref(model: str | os.PathLike) -> ModelRef:
     path = shipped_path(key) if key in SHIPPED else Path(key)
     if not path.is_file():
         raise SedinferError(f"model {key!r} is neither a shipped model ({', '.join(SHIPPED)}) nor a file")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
     return ModelRef(key, str(path.resolve()), digest)
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sedinfer.digest import file_sha256
 from sedinfer.spectra.autoencoder import SpectrumAutoencoder
 from sedinfer.spectra.batch import SpectrumBatch
 from sedinfer.spectra.predictor import WisePredictor
@@ -97,11 +98,7 @@ class ModelFiles:
     def from_dir(cls, folder: str | os.PathLike) -> ModelFiles:
         folder = Path(folder)
         ae, pred = (folder / f for f in MODEL_FILES)
-        return cls(str(ae.resolve()), _sha256(ae), str(pred.resolve()), _sha256(pred))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+        return cls(str(ae.resolve()), file_sha256(ae), str(pred.resolve()), file_sha256(pred))
 
 
 @functools.lru_cache(maxsize=2)
