@@ -18,6 +18,10 @@ Two references run through the same path:
   same selection (r < 19.8, S/N > 1 on the noisy fluxes; a selection on the data keeps a
   calibrated posterior calibrated): coverage 0.68 is expected there, so what differs on the
   bagpipes mocks is the misspecification, not the method.
+* ``reference_errors_x0.5``, ``_x2``, ``_0.05mag``: the same distribution with another
+  catalog's errors (:data:`ERROR_VARIANTS`: the SDSS depth model's σ halved or doubled, or
+  0.05 mag everywhere, drawn before the selection): whether catalogs with other errors are inside
+  the support and calibrated there (issue 20 item 2).
 * ``population_mock`` (photo-z item 6b): a flux-limited population mock made by sedinfer's
   forward model (:func:`sedinfer.population.mock.make_mock_catalog`: p(z, M) ∝ dV/dz · φ(M),
   PopSED Table 2 for the rest, SDSS depth noise, r < 19.8).
@@ -74,7 +78,12 @@ ROOT = Path(__file__).resolve().parents[1]
 #: seeds of this test, disjoint from those used in development (bagpipes mocks of
 #: docs/population used seed 1, the demo catalog seed 7, simulate/validation their own offsets)
 SEEDS = {"bagpipes_calzetti": 2020501, "bagpipes_cf": 2020502, "reference": 2020503,
-         "population_mock": 2020504, "posterior": 2020505, "mcmc": 2020506}
+         "population_mock": 2020504, "posterior": 2020505, "mcmc": 2020506,
+         "reference_errors_x0.5": 2020507, "reference_errors_x2": 2020508,
+         "reference_errors_0.05mag": 2020509}
+#: catalogs with other errors than the training noise (issue 20 item 2: "inside the support and
+#: calibrated there"): the SDSS depth model's σ times 0.5 or 2, or 0.05 mag for every band and galaxy
+ERROR_VARIANTS = {"x0.5": ("scale", 0.5), "x2": ("scale", 2.0), "0.05mag": ("mag", 0.05)}
 LIMIT_BAND, LIMIT_MAG, MIN_SNR = "sdss_r0", 19.8, 1.0
 LOG_SFR_FLOOR = -5.0  # log10 SFR [Msun/yr] below this reads as this (quiescent: bagpipes gives 0)
 QUANTITIES = ("log_mstar", "log_sfr_100myr", "redshift")
@@ -150,15 +159,37 @@ def bagpipes_catalog(dust: str, n: int, seed: int, work: Path, progress: bool) -
     return _write(t, path)
 
 
-def reference_catalog(sp, name: str, n: int, seed: int, work: Path, chunk: int = 20_000) -> Path:
-    """``n`` selected mocks of the model's own training distribution (cached per model file)."""
+def variant_noise(noise, flux_true, errors: tuple[str, float], generator):
+    """Noisy fluxes and σ (maggies) of another catalog's errors: ``("scale", k)``: the base noise
+    model's σ (the depth model, without the training factor) times k; ``("mag", m)``: σ = m ln10/2.5 · f."""
+    import torch
+
+    kind, value = errors
+    if kind == "scale":
+        base = getattr(noise, "base", noise)
+        sigma = base.sample_sigma(flux_true.clamp_min(0), generator) * value
+    elif kind == "mag":
+        sigma = flux_true.clamp_min(0) * (value * math.log(10) / 2.5)
+    else:
+        raise ValueError(f"unknown error variant {errors!r}")
+    noisy = flux_true + sigma * torch.randn(flux_true.shape, generator=generator, dtype=flux_true.dtype)
+    return noisy, sigma
+
+
+def reference_catalog(sp, name: str, n: int, seed: int, work: Path, chunk: int = 20_000,
+                      errors: tuple[str, float] | None = None) -> Path:
+    """``n`` selected mocks of the model's own training distribution (cached per model file);
+    with ``errors`` (see :func:`variant_noise`) their noise is another catalog's instead, drawn
+    before the selection."""
+    import torch
     from astropy.table import Table
 
     from sedinfer.posterior.sed import training_set
     from sedinfer.posterior.sed_config import SEDConfig
     from sedinfer.units import NMGY_PER_MAGGY
 
-    path = work / f"reference_{name}_seed{seed}_n{n}.parquet"
+    label = "" if errors is None else f"_errors_{errors[0]}{errors[1]:g}"
+    path = work / f"reference{label}_{name}_seed{seed}_n{n}.parquet"
     if path.exists():
         return path
     config = dataclasses.replace(SEDConfig.from_dict(sp.meta["config"]), prior=sp.meta["prior"],
@@ -169,18 +200,21 @@ def reference_catalog(sp, name: str, n: int, seed: int, work: Path, chunk: int =
     while kept < n:
         _, _, info = training_set(config, n=chunk, seed=seed + k, progress=False)
         noisy, sigma = info["noisy"].double(), info["sigma"].double()
+        if errors is not None:
+            gen = torch.Generator().manual_seed(seed + 7919 * (k + 1))
+            noisy, sigma = variant_noise(sp.noise, info["flux"].double(), errors, gen)
         keep = (noisy > MIN_SNR * sigma).all(1) & (r_mag_t(noisy[:, r] * NMGY_PER_MAGGY) < LIMIT_MAG)
         parts.append((info["theta_full"][keep], info["flux"][keep], noisy[keep], sigma[keep]))
         kept += int(keep.sum())
         n_parent += chunk
         k += 1
-    import torch
-
     theta, flux, noisy, sigma = (torch.cat(x)[:n] for x in zip(*parts, strict=True))
     model = info["model"]
     with torch.no_grad():
         d = model.derived(theta.to(model.dtype))
-    t = Table(meta={"kind": "reference: the model's own training distribution", "model": name,
+    kind = "reference: the model's own training distribution" + (
+        "" if errors is None else f", errors {errors[0]} {errors[1]:g} instead of the training noise")
+    t = Table(meta={"kind": kind, "model": name,
                     "seed": seed, "seeds_used": f"{seed}..{seed + k - 1}", "n_drawn": n_parent,
                     "selection": f"{LIMIT_BAND} < {LIMIT_MAG}, S/N > {MIN_SNR}"})
     t["id"] = np.arange(n)
@@ -287,6 +321,31 @@ def evaluate(truth, post, spec: bool) -> dict:
             z_true, z_est = np.asarray(truth["true_redshift"], float), np.asarray(post["redshift_p50"], float)
             g["photoz"] = photoz_metrics_by_bin(z_true[sel], z_est[sel], mag[sel])
         out[group] = g
+    if "bp_age" in truth.colnames:
+        out["log_mstar_by_truth"] = by_truth_quartile(truth, *q["log_mstar"], ok)
+    return out
+
+
+#: bagpipes parameters (and the true redshift) against which the stellar-mass errors are binned
+DRIVERS = ("bp_age", "bp_tau", "bp_t_burst", "bp_f_burst", "bp_av", "bp_log_z", "true_redshift")
+
+
+def by_truth_quartile(truth, t, p16, p50, p84, sel) -> dict:
+    """Where a bias comes from: :func:`recovery_stats` of one quantity in the quartiles of each
+    true bagpipes parameter (rows ``sel``); ``{param: [{"range": [lo, hi], **stats}, ...]}``."""
+    from sedinfer.posterior.photoz_metrics import recovery_stats
+
+    arrays = [np.asarray(a, dtype=np.float64)[sel] for a in (t, p16, p50, p84)]
+    out = {}
+    for name in DRIVERS:
+        x = np.asarray(truth[name], dtype=np.float64)[sel]
+        edges = np.quantile(x, [0.0, 0.25, 0.5, 0.75, 1.0])
+        rows = []
+        for k in range(4):
+            inside = (x >= edges[k]) & ((x < edges[k + 1]) if k < 3 else (x <= edges[k + 1]))
+            rows.append({"range": [float(edges[k]), float(edges[k + 1])],
+                         **recovery_stats(*(a[inside] for a in arrays))})
+        out[name] = rows
     return out
 
 
@@ -712,7 +771,9 @@ def main(argv=None) -> int:
             mrep[f"bagpipes_{d}"] = evaluate(truths[d], outputs[d], spec)
         if len(bagpipes) > 1:
             mrep["bagpipes_overall"] = evaluate(stack(truths.values()), stack(outputs.values()), spec)
-        for kind, n, make in (("reference", args.n_reference, reference_catalog),
+        variants = [(f"reference_errors_{v}", args.n_reference,
+                     lambda *a, e=e: reference_catalog(*a, errors=e)) for v, e in ERROR_VARIANTS.items()]
+        for kind, n, make in (("reference", args.n_reference, reference_catalog), *variants,
                               ("population_mock", args.n_population, population_catalog)):
             if n <= 0:
                 continue

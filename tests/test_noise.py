@@ -373,8 +373,16 @@ def test_sigma_floor_is_the_lower_quantile_of_the_draws(kind):
     np.testing.assert_allclose(below, 0.01, atol=0.002)
 
 
-def test_scaled_sigma_floor_is_base_floor_times_low_factor():
+@pytest.mark.parametrize("quantile", [0.001, 0.01, 0.15])
+def test_scaled_sigma_floor_is_the_lower_quantile_of_the_draws(quantile):
     base = MODELS["depth"]
     model = noise.ScaledNoiseModel(BANDS, base, (0.25, 4.0))
-    flux = bright_flux(5)
-    torch.testing.assert_close(model.sigma_floor(flux), 0.25 * base.sigma_floor(flux))
+    flux = torch.as_tensor(mag_to_flux([18.0, 21.0, 23.5]))[None].expand(400_000, 3)
+    sigma = model.sample_sigma(flux, generator=torch.Generator().manual_seed(23))
+    floor = model.sigma_floor(flux[:1], quantile=quantile)
+    below = (sigma < floor).double().mean(0).numpy()
+    np.testing.assert_allclose(below, quantile, atol=max(3e-4, 0.03 * quantile))
+    # never below the base floor times u_lo (the old, too low, rule)
+    assert (floor >= 0.25 * base.sigma_floor(flux[:1], quantile=quantile) * (1 - 1e-9)).all()
+    with pytest.raises(ParameterError, match="quantile"):
+        model.sigma_floor(flux[:1], quantile=0.6)

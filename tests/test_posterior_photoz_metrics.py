@@ -130,6 +130,33 @@ def test_interval_agreement():
     assert interval_agreement([], [], [], [], [], [])["n"] == 0
 
 
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "posterior_misspecification.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mass_errors_binned_by_true_parameter():
+    """A bias that grows with one bagpipes parameter shows in its quartiles and not in the others."""
+    from astropy.table import Table
+
+    module = _script("posterior_misspecification_quartiles")
+    rng = np.random.default_rng(3)
+    n = 4000
+    truth = Table({name: rng.uniform(0, 1, n) for name in module.DRIVERS})
+    t = rng.normal(10, 0.5, n)
+    p50 = t + 0.4 * (truth["bp_age"] > 0.5) + rng.normal(0, 0.1, n)
+    out = module.by_truth_quartile(truth, t, p50 - 0.1, p50, p50 + 0.1, np.ones(n, bool))
+    age = [row["bias"] for row in out["bp_age"]]
+    assert age[0] == pytest.approx(0, abs=0.02) and age[3] == pytest.approx(0.4, abs=0.02)
+    assert sum(row["n"] for row in out["bp_age"]) == n
+    tau = [row["bias"] for row in out["bp_tau"]]
+    assert max(tau) - min(tau) < 0.1
+    assert out["bp_age"][0]["range"][0] == pytest.approx(truth["bp_age"].min())
+
+
 @pytest.mark.slow
 def test_misspecification_script_end_to_end(tmp_path):
     """The script at tiny n (bagpipes, CLI, both references, JSON)."""
@@ -149,9 +176,14 @@ def test_misspecification_script_end_to_end(tmp_path):
     m = report["models"]["sdss-photz"]
     assert m["runs"]["bagpipes_cf"]["argv"][:2] == ["sedinfer", "posterior"]
     assert m["bagpipes_overall"]["flags"]["n"] == 12
-    for key in ("bagpipes_calzetti", "bagpipes_cf", "bagpipes_overall", "reference", "population_mock"):
+    for key in ("bagpipes_calzetti", "bagpipes_cf", "bagpipes_overall", "reference", "population_mock",
+                "reference_errors_x0.5", "reference_errors_x2", "reference_errors_0.05mag"):
         assert set(m[key]["all_ok"]) == {"log_mstar", "log_sfr_100myr", "redshift", "photoz"}
     assert m["reference"]["all_ok"]["photoz"]["overall"]["n"] + m["reference"]["flags"]["n_not_ok"] == 20
+    kinds = [c["meta"]["kind"] for k, c in report["catalogs"].items()
+             if k.startswith("reference_errors_0.05mag")]
+    assert len(kinds) == 1 and kinds[0].endswith("errors mag 0.05 instead of the training noise")
+    assert set(m["bagpipes_cf"]["log_mstar_by_truth"]) == set(module.DRIVERS)
 
 
 @pytest.mark.slow

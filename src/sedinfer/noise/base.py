@@ -37,7 +37,11 @@ from sedinfer.errors import ParameterError
 FORMAT_VERSION = 1
 
 #: Default lower quantile of p(σ | f) taken as a model's error floor (:meth:`NoiseModel.sigma_floor`).
-FLOOR_QUANTILE = 1e-3
+#: Chosen on development mocks of the retrained ``sdss-specz`` (r < 20, seed 99): galaxies given
+#: errors at the 10 % quantile were flagged by the support test 1.6 % of the time (unchanged ones
+#: 0.7 %), at the 5 % quantile 4.0 %, at the 0.1 % quantile 74 %: errors raised only to the very
+#: edge of the training p(σ | f) would be flagged, not handled.
+FLOOR_QUANTILE = 0.1
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ from torch import Tensor
 from sedinfer.errors import ParameterError
 from sedinfer.noise.base import FLOOR_QUANTILE, NoiseModel, RedrawStats, _check_scale, _randn
 
+#: quadrature nodes over the base model's z and bisection steps of :meth:`ScaledNoiseModel.sigma_floor`
+_N_NODES, _BISECTIONS = 64, 50
+
 
 class ScaledNoiseModel(NoiseModel):
     """σ = σ_base · u per element, u log-uniform on ``factor_range`` = (u_lo, u_hi), 0 < u_lo ≤ u_hi.
@@ -96,8 +99,30 @@ class ScaledNoiseModel(NoiseModel):
 
     def sigma_floor(self, flux: Tensor | np.ndarray, quantile: float = FLOOR_QUANTILE,
                     scale: float = 1.0) -> Tensor:
-        """The base model's floor times u_lo (maggies, (..., B))."""
-        return self.base.sigma_floor(flux, quantile, scale) * self.factor_range[0]
+        """Lower ``quantile`` of p(σ | f) of σ = σ_base · u (maggies, (..., B)); ``flux`` in maggies, ≥ 0.
+
+        ln σ = ln σ_base(z) + ln u with z ~ N(0, 1) and ln u ~ U(a, b), so
+        P(σ < s) = E_z[clip((ln s − ln σ_base(z) − a) / (b − a), 0, 1)], the expectation by
+        Gauss–Hermite quadrature (:data:`_N_NODES` nodes) and ``s`` found by bisection.
+        """
+        if not 0 < quantile < 0.5:
+            raise ParameterError(f"quantile must be in (0, 0.5), got {quantile}")
+        f, shape = self._as_flux(flux)
+        scale = _check_scale(scale)
+        nodes, weights = np.polynomial.hermite_e.hermegauss(_N_NODES)
+        weights = torch.as_tensor(weights / weights.sum(), dtype=f.dtype, device=f.device)
+        moments = self.base._moments(f)
+        log_base = torch.stack([torch.log(self.base._sigma_given(f, moments, torch.full_like(f, float(z))))
+                                for z in nodes], -1)                       # (N, B, nodes)
+        a, b = (math.log(v) for v in self.factor_range)
+        width = max(b - a, 1e-12)
+        lo, hi = log_base.min(-1).values + a, log_base.max(-1).values + b
+        for _ in range(_BISECTIONS):
+            mid = 0.5 * (lo + hi)
+            cdf = (((mid[..., None] - log_base - a) / width).clamp(0, 1) * weights).sum(-1)
+            below = cdf < quantile
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        return (torch.exp(0.5 * (lo + hi)) / scale).reshape(shape)
 
     def _repr_extra(self) -> str:
         lo, hi = self.factor_range

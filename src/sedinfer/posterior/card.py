@@ -287,7 +287,8 @@ def use_and_limits(sed_posterior, validation: dict | None = None) -> dict[str, l
                       f"model's sigma ({details}) times a log-uniform factor in [{sfr[0]:g}, {sfr[1]:g}]. "
                       f"Galaxies with errors more than {sfr[1]:g}x the model's are outside the support "
                       "(`ood`); "
-                      f"errors below the {floor} floor of that range are raised to it (`inflated_bands`), "
+                      f"errors below the {floor} quantile of the training p(sigma | f) (about "
+                      f"{_floor_factor(sfr):.2g}x the model's sigma) are raised to it (`inflated_bands`), "
                       "so their posteriors are wider than the catalog's errors would allow.")
     else:
         limits.append(f"Training errors: independent Gaussian per band from the {noise.get('kind')} noise "
@@ -330,3 +331,9 @@ def _inference_prior_line(sed: dict) -> str:
 
 
 __all__ = ["load_config", "read_toml", "write_model_card", "card_paths", "use_and_limits"]
+
+
+def _floor_factor(factor_range) -> float:
+    """The error floor over the base model's median σ, ignoring the base model's own scatter."""
+    lo, hi = (float(v) for v in factor_range)
+    return lo * (hi / lo) ** FLOOR_QUANTILE

@@ -7,7 +7,7 @@ spectroscopic-redshift mode, redshifts. Per row it
   records them in ``masked_bands``;
 * refuses rows it cannot process — an error ≤ 0, a redshift missing or outside the trained range,
   no usable band — with the reason in ``reason`` (samples NaN), never dropping them;
-* raises errors below the noise model's floor — the 0.1 % quantile of the training p(σ | f)
+* raises errors below the noise model's floor — the 10 % quantile of the training p(σ | f)
   at the observed flux (clipped at 0), :meth:`sedinfer.noise.NoiseModel.sigma_floor` — to that
   floor, naming the bands in ``inflated_bands`` (``error_floor=False`` turns this off). The
   posterior is then that of a galaxy with the floor's errors: wider, never narrower, than the
