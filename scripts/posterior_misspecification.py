@@ -620,6 +620,8 @@ def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dic
     t0 = time.perf_counter()
     budget = math.inf if args.mcmc_max_hours is None else 3600.0 * args.mcmc_max_hours
     units = _mcmc_units(tasks, args)
+    part, parts = args.mcmc_part
+    units = units[part - 1::parts]                     # this process's share (--mcmc-part K/N)
     run = _mcmc_batch_task if args.mcmc_sampler == "batched" else _mcmc_task
     if args.mcmc_jobs <= 1:                              # in this process, one unit after another
         for ks, task in units:
@@ -712,10 +714,23 @@ def parse(argv=None) -> argparse.Namespace:
     m.add_argument("--mcmc-cache", type=Path, default=None,
                    help="folder of per-galaxy MCMC results, reused across runs (default: WORK/mcmc; "
                         "checkpoints/posterior_mcmc keeps them in git between sessions)")
+    m.add_argument("--mcmc-part", type=_part, default=(1, 1), metavar="K/N",
+                   help="run only every N-th work unit starting at the K-th (1/1: all), so N processes or "
+                        "machines sharing one --mcmc-cache split the chains")
     m.add_argument("--mcmc-max-hours", type=float, default=None,
                    help="start no new chain after this many hours (cached chains count; run again to go on)")
     p.add_argument("--progress", action="store_true", help="progress bars of the bagpipes mocks")
     return p.parse_args(argv)
+
+
+def _part(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 2/3, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
 
 
 def main(argv=None) -> int:
