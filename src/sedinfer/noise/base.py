@@ -115,8 +115,7 @@ class NoiseModel(ABC):
         is monotonic in its standard-normal draw z, so the quantile is σ at z = ±Φ⁻¹(1 − quantile),
         whichever is smaller.
         """
-        if not 0 < quantile < 0.5:
-            raise ParameterError(f"quantile must be in (0, 0.5), got {quantile}")
+        _check_quantile(quantile)
         f, shape = self._as_flux(flux)
         scale = _check_scale(scale)
         zq = NormalDist().inv_cdf(1.0 - quantile)
@@ -266,6 +265,12 @@ def _check_header(data: dict[str, Any], kind: str) -> None:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ParameterError(f"noise-model data has version {version!r}; this sedinfer reads "
                              f"versions <= {FORMAT_VERSION}")
+
+
+def _check_quantile(quantile: float) -> None:
+    """A lower quantile of p(σ | f): in (0, 0.5)."""
+    if not 0 < quantile < 0.5:
+        raise ParameterError(f"quantile must be in (0, 0.5), got {quantile}")
 
 
 def _check_scale(scale: float) -> float:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from sedinfer.errors import ParameterError
-from sedinfer.noise.base import FLOOR_QUANTILE, NoiseModel, RedrawStats, _check_scale, _randn
+from sedinfer.noise.base import FLOOR_QUANTILE, NoiseModel, RedrawStats, _check_quantile, _check_scale, _randn
 
 #: quadrature nodes over the base model's z and bisection steps of :meth:`ScaledNoiseModel.sigma_floor`
 _N_NODES, _BISECTIONS = 64, 50
@@ -105,8 +105,7 @@ class ScaledNoiseModel(NoiseModel):
         P(σ < s) = E_z[clip((ln s − ln σ_base(z) − a) / (b − a), 0, 1)], the expectation by
         Gauss–Hermite quadrature (:data:`_N_NODES` nodes) and ``s`` found by bisection.
         """
-        if not 0 < quantile < 0.5:
-            raise ParameterError(f"quantile must be in (0, 0.5), got {quantile}")
+        _check_quantile(quantile)
         f, shape = self._as_flux(flux)
         scale = _check_scale(scale)
         nodes, weights = np.polynomial.hermite_e.hermegauss(_N_NODES)

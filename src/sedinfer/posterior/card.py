@@ -330,10 +330,11 @@ def _inference_prior_line(sed: dict) -> str:
     return "the prior box above (independent parameters)"
 
 
-__all__ = ["load_config", "read_toml", "write_model_card", "card_paths", "use_and_limits"]
-
-
 def _floor_factor(factor_range) -> float:
     """The error floor over the base model's median σ, ignoring the base model's own scatter."""
     lo, hi = (float(v) for v in factor_range)
     return lo * (hi / lo) ** FLOOR_QUANTILE
+
+
+__all__ = ["load_config", "read_toml", "write_model_card", "card_paths", "use_and_limits"]
+
