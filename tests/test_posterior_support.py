@@ -84,12 +84,19 @@ def test_old_saved_configs_keep_the_redraw_new_configs_do_not():
         check_selection({"mag_limit": 17.77})
 
 
-def test_shipped_model_reads_as_trained_with_the_redraw():
-    sed = SEDPosterior.load("sdss-specz")
-    assert sed.meta["config"]["redraw_negative"] is True
-    cfg = SEDConfig.from_dict(sed.meta["config"])          # loads unchanged: box prior, depth noise
-    assert cfg.sigma_factor_range is None and cfg.inference_prior is None
+@pytest.mark.parametrize("name", ["sdss-specz", "sdss-photz"])
+def test_shipped_models_were_trained_as_the_docs_say(name):
+    """Noise kept as drawn, errors spanning [1/3, 3] x the depth model, nebular emission on, a
+    support model; the photo-z model on the flux-limited (z, log M) prior."""
+    sed = SEDPosterior.load(name)
+    cfg = SEDConfig.from_dict(sed.meta["config"])
+    assert cfg.redraw_negative is False
+    assert cfg.sigma_factor_range == pytest.approx((1 / 3, 3), rel=1e-6)
     assert cfg.build_noise() == sed.noise
+    assert sed.meta["model_config"]["nebular"] is True
+    assert sed.support is not None
+    if name == "sdss-photz":
+        assert sed.meta["inference_prior"]["kind"] == "flux_limited_histogram"
 
 
 def _histogram() -> FluxLimitedPrior:
