@@ -31,15 +31,24 @@ Photo-z metrics (:mod:`sedinfer.posterior.photoz_metrics`, point estimate: poste
 
 ``--mcmc N``: on N of the bagpipes galaxies (half per dust kind, the first rows, whatever the flow
 flags), an
-emcee posterior of the same forward model and prior (sedinfer's Gaussian flux likelihood of
+MCMC posterior of the same forward model and prior (sedinfer's Gaussian flux likelihood of
 :mod:`sedinfer.posterior.mcmc`, the errors raised to the model's error floor as the flow does,
 the flux-limited inference prior added when the model has one), run in blocks until the
 package's convergence criterion holds (kept chain > 50 integrated autocorrelation times in every
 parameter, :meth:`sedinfer.posterior.mcmc.McmcResult.converged`; the first quarter discarded) or
-``--mcmc-max-steps``; emcee's stretch move (the default of ``run_emcee``; acceptance ≈ 0.13-0.16
-measured here; ``--mcmc-moves de`` gave ≈ 0.01), 64 walkers, ``--mcmc-jobs`` galaxies at once in
-worker processes, each chain's result cached (``--mcmc-cache``) so that runs add up across
-sessions (``--mcmc-max-hours``). Compared per galaxy with the flow's p16/p50/p84: |Δ median| / σ_MCMC and
+the sampler's maximum. Samplers (``--mcmc-sampler``): ``hmc``, batched Hamiltonian Monte Carlo in
+the whitened prior space (:mod:`sedinfer.posterior.hmc`; ``--mcmc-batch`` galaxies ×
+``--mcmc-chains`` chains per forward+backward call, step size by dual averaging, dense mass matrix
+from the warm-up, jittered ``--mcmc-leapfrog``; also needs split-R̂ < 1.01; the chains as walkers
+in the τ estimate; ``steps`` are HMC iterations; models with a flux-limited inference prior are
+refused, its histogram is not differentiable); ``batched``, emcee's stretch move on
+``--mcmc-batch`` galaxies' ensembles at once (:mod:`sedinfer.posterior.mcmc_batch`; with the
+spec-z model's 11 free parameters acceptance ≈ 0.05 and τ ≈ 9,000-16,000 steps: not converged at
+200k steps); ``emcee``, one emcee sampler per galaxy (stretch move, acceptance ≈ 0.13-0.16
+measured here; ``--mcmc-moves de`` gave ≈ 0.01), 64 walkers. ``--mcmc-jobs`` work units at once in
+worker processes, each chain's result cached (``--mcmc-cache``; the sampler's settings are in the
+cache key, so HMC and stretch results never mix) so that runs add up across sessions
+(``--mcmc-max-hours``). Compared per galaxy with the flow's p16/p50/p84: |Δ median| / σ_MCMC and
 the share of MCMC medians inside the flow's 68 % interval. Cost: the package measured τ ≈ 1300
 steps for a bright galaxy (``run_emcee``'s docstring), so a converged chain needs ≈ 90,000 steps,
 ≈ 15-20 CPU-minutes per galaxy at ≈ 10-12 ms per step of 64 walkers. The flow also conditions on σ, whose
@@ -490,6 +499,40 @@ def batched_chains(sp, flux: np.ndarray, err: np.ndarray, z: np.ndarray, *, walk
                       on_done=done)
 
 
+def hmc_chains(sp, flux: np.ndarray, err: np.ndarray, z: np.ndarray, *, chains: int, n_leapfrog: int,
+               warmup: int, block: int, max_iterations: int, seed: int, on_done, n_init: int = 4096) -> None:
+    """Converged chains of G galaxies at once with batched HMC in the whitened prior space
+    (:func:`sedinfer.posterior.hmc.run_hmc_batch`: ``chains`` chains per galaxy, one forward+backward
+    call per leapfrog step over all rows), started at the ``chains`` best of ``n_init`` prior draws;
+    ``on_done(g, summary)`` as each galaxy finishes (:func:`chain_summary` plus split-R̂,
+    divergences and step size; ``steps`` are HMC iterations)."""
+    from sedinfer.filters import Filters
+    from sedinfer.posterior.hmc import run_hmc_batch
+    from sedinfer.posterior.mcmc_batch import SPSBatchLogPosterior
+
+    model64 = type(sp.model)(**sp.model.config.to_dict(), prior=sp.model.prior).double()
+    spec = sp.redshift_mode == "spec"
+    if (sp.meta.get("inference_prior") or {}).get("kind") == "flux_limited_histogram":
+        raise SystemExit("--mcmc-sampler hmc needs a model without a flux-limited inference prior "
+                         "(not differentiable); use --mcmc-sampler batched")
+    logp = SPSBatchLogPosterior(model64, Filters(list(sp.bands)), flux, err,
+                                {"redshift": z} if spec else {}, "nmgy")
+    p0 = logp.start(chains, n_init=n_init, seed=seed)
+
+    def done(g: int, r: dict) -> None:
+        fixed = {"redshift": float(z[g])} if spec else {}
+        summary = chain_summary(model64, list(logp.free), fixed, r["samples"], r["autocorr_steps"],
+                                steps=r["steps"], burn=r["burn"], walkers=chains, acceptance=r["acceptance"],
+                                n_evaluations=r["n_evaluations"] + n_init, seconds=r["seconds"],
+                                converged=r["converged"])
+        summary.update(rhat=[float(v) for v in r["rhat"]], rhat_max=float(np.max(r["rhat"])),
+                       divergences=int(r["divergences"]), step_size=float(r["step_size"]))
+        on_done(g, summary)
+
+    run_hmc_batch(logp, p0, n_leapfrog=n_leapfrog, warmup=warmup, block=block,
+                  max_iterations=max_iterations, seed=seed, on_done=done)
+
+
 def _mcmc_batch_task(task: tuple, threads: int | None = 1) -> list[dict]:
     """A batch of galaxies' chains (worker process: ``threads`` 1): ``(model path, sha256, flux (G, B),
     err (G, B), z (G,), kwargs, cache paths)``; each result is written to its cache file as it ends."""
@@ -507,15 +550,18 @@ def _mcmc_batch_task(task: tuple, threads: int | None = 1) -> list[dict]:
         out[g] = res
         write_text(caches[g], json.dumps(res, indent=1) + "\n")
 
-    batched_chains(cached_posterior(path, sha), flux, err, z, on_done=on_done, **kwargs)
+    kwargs = dict(kwargs)
+    chains = hmc_chains if kwargs.pop("sampler") == "hmc" else batched_chains
+    chains(cached_posterior(path, sha), flux, err, z, on_done=on_done, **kwargs)
     return out
 
 
 def _mcmc_line(k: int, n: int, row: dict) -> None:
     res = row["mcmc"]
+    rhat = f" rhat_max={res['rhat_max']:.3f}" if "rhat_max" in res else ""
     print(f"  MCMC {k + 1}/{n} ({row['catalog']} row {row['row']}): converged={res['converged']} "
-          f"steps={res['steps']} tau_max={res['autocorr_steps_max']:.0f} acceptance={res['acceptance']:.3f} "
-          f"{res['seconds']:.0f} s", flush=True)
+          f"steps={res['steps']} tau_max={res['autocorr_steps_max']:.1f} acceptance={res['acceptance']:.3f}"
+          f"{rhat} {res['seconds']:.0f} s", flush=True)
 
 
 def _mcmc_task(task: tuple, threads: int | None = 1) -> dict:
@@ -548,7 +594,7 @@ def mcmc_key(sp, flux, err, z: float, kwargs: dict) -> str:
 
 def _mcmc_units(tasks: list, args) -> list:
     """Work units: one galaxy each for emcee, ``args.mcmc_batch`` galaxies each for the batched
-    sampler; ``(row indices, task)``."""
+    samplers (stretch, HMC); ``(row indices, task)``."""
     if args.mcmc_sampler == "emcee":
         return [([k], task) for k, task in tasks]
     units = []
@@ -559,7 +605,7 @@ def _mcmc_units(tasks: list, args) -> list:
         flux = np.stack([t[2] for _, t in part])
         err = np.stack([t[3] for _, t in part])
         z = np.array([t[4] for _, t in part])
-        kwargs = {k: v for k, v in part[0][1][5].items() if k != "sampler"}
+        kwargs = part[0][1][5]
         units.append((ks, (path, sha, flux, err, z, kwargs, [t[6] for _, t in part])))
     return units
 
@@ -594,13 +640,19 @@ def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dic
             err = np.array([truth[f"flux_err_{b}"][i] for b in sp.bands], dtype=float)
             floor = sp.error_floor(flux[None] * MAGGIES_PER_NMGY)[0] * NMGY_PER_MAGGY
             err = np.maximum(err, floor)                          # as SEDPosterior.infer does
-            kwargs = {"walkers": args.mcmc_walkers, "block": args.mcmc_block,
-                      "max_steps": args.mcmc_max_steps,
-                      "store_every": args.mcmc_store_every, "seed": args.seeds["mcmc"] + len(rows)}
-            if args.mcmc_sampler == "emcee":
-                kwargs["moves"] = args.mcmc_moves
+            seed = args.seeds["mcmc"] + len(rows)
+            if args.mcmc_sampler == "hmc":                    # its own cache keys: never mixed with stretch
+                kwargs = {"sampler": "hmc", "chains": args.mcmc_chains, "n_leapfrog": args.mcmc_leapfrog,
+                          "warmup": args.mcmc_warmup, "block": args.mcmc_hmc_block,
+                          "max_iterations": args.mcmc_hmc_max_iterations, "seed": seed}
             else:
-                kwargs["sampler"] = "batched stretch"
+                kwargs = {"walkers": args.mcmc_walkers, "block": args.mcmc_block,
+                          "max_steps": args.mcmc_max_steps, "store_every": args.mcmc_store_every,
+                          "seed": seed}
+                if args.mcmc_sampler == "emcee":
+                    kwargs["moves"] = args.mcmc_moves
+                else:
+                    kwargs["sampler"] = "batched stretch"
             z = float(truth["redshift"][i])
             cache = cache_dir / f"{mcmc_key(sp, flux, err, z, kwargs)}.json"
             flow = {"log_mstar": [float(post[f"log_mstar_{t}"][i]) for t in ("p16", "p50", "p84")],
@@ -622,7 +674,7 @@ def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dic
     units = _mcmc_units(tasks, args)
     part, parts = args.mcmc_part
     units = units[part - 1::parts]                     # this process's share (--mcmc-part K/N)
-    run = _mcmc_batch_task if args.mcmc_sampler == "batched" else _mcmc_task
+    run = _mcmc_task if args.mcmc_sampler == "emcee" else _mcmc_batch_task
     if args.mcmc_jobs <= 1:                              # in this process, one unit after another
         for ks, task in units:
             if time.perf_counter() - t0 >= budget:
@@ -662,14 +714,25 @@ def mcmc_comparison(sp, ref, catalogs: dict, outputs: dict, n: int, args) -> dic
             "selection": "the first rows of each bagpipes catalog, independent of the flow's flags",
             "criterion": "kept steps > 50 x max integrated autocorrelation time (McmcResult.converged); "
                          "first 25 % of the steps discarded",
-            "walkers": args.mcmc_walkers, "sampler": args.mcmc_sampler,
-            "moves": args.mcmc_moves if args.mcmc_sampler == "emcee" else "stretch (a = 2)",
-            "batch": args.mcmc_batch if args.mcmc_sampler == "batched" else 1,
-            "max_steps": args.mcmc_max_steps,
+            "sampler": args.mcmc_sampler, **_sampler_settings(args),
             "seconds_sum_over_galaxies": round(sum(secs), 1),
             "seconds_median": float(np.median(secs)) if secs else None,
             "n_evaluations_total": int(sum(r["mcmc"]["n_evaluations"] for r in have)),
             "agreement": summary, "galaxies": rows}
+
+
+def _sampler_settings(args) -> dict:
+    """The MCMC sampler's settings, for the report."""
+    if args.mcmc_sampler == "hmc":
+        return {"chains": args.mcmc_chains, "batch": args.mcmc_batch, "n_leapfrog": args.mcmc_leapfrog,
+                "warmup": args.mcmc_warmup, "block": args.mcmc_hmc_block,
+                "max_iterations": args.mcmc_hmc_max_iterations,
+                "moves": "HMC in the whitened prior space (dual-averaged step, dense mass, jittered L)",
+                "criterion_extra": "split-R-hat < 1.01 in every parameter"}
+    return {"walkers": args.mcmc_walkers,
+            "moves": args.mcmc_moves if args.mcmc_sampler == "emcee" else "stretch (a = 2)",
+            "batch": args.mcmc_batch if args.mcmc_sampler == "batched" else 1,
+            "max_steps": args.mcmc_max_steps}
 
 
 # ------------------------------------------------------------------------------ main
@@ -702,9 +765,19 @@ def parse(argv=None) -> argparse.Namespace:
     m.add_argument("--mcmc-moves", choices=["stretch", "de"], default="stretch",
                    help="emcee moves: stretch (emcee's and run_emcee's default) or de (DEMove 0.8 + "
                         "DESnookerMove 0.2)")
-    m.add_argument("--mcmc-sampler", choices=["batched", "emcee"], default="batched",
-                   help="batched: the stretch move on --mcmc-batch galaxies' ensembles at once "
-                        "(sedinfer.posterior.mcmc_batch); emcee: one emcee sampler per galaxy")
+    m.add_argument("--mcmc-sampler", choices=["hmc", "batched", "emcee"], default="batched",
+                   help="hmc: batched HMC in the whitened prior space on --mcmc-batch galaxies x "
+                        "--mcmc-chains chains (sedinfer.posterior.hmc); batched: the stretch move on "
+                        "--mcmc-batch galaxies' ensembles at once (sedinfer.posterior.mcmc_batch); emcee: "
+                        "one emcee sampler per galaxy")
+    m.add_argument("--mcmc-chains", type=int, default=8, help="HMC chains per galaxy (default 8)")
+    m.add_argument("--mcmc-leapfrog", type=int, default=32,
+                   help="HMC: most leapfrog steps per iteration (drawn in [L/2, L]; default 32)")
+    m.add_argument("--mcmc-warmup", type=int, default=500, help="HMC warm-up iterations (default 500)")
+    m.add_argument("--mcmc-hmc-block", type=int, default=250,
+                   help="HMC iterations between convergence checks (default 250)")
+    m.add_argument("--mcmc-hmc-max-iterations", type=int, default=5000,
+                   help="HMC iterations at most, warm-up included (default 5000)")
     m.add_argument("--mcmc-batch", type=int, default=16, help="galaxies per batched sampler (default 16)")
     m.add_argument("--mcmc-jobs", type=int, default=1, help="work units (galaxies or batches) run at once in "
                                                             "worker processes")

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from sedinfer.errors import ParameterError
 
@@ -202,17 +203,44 @@ class SPSBatchLogPosterior:
         ok = np.isfinite(lp) & ((free >= self.lo) & (free <= self.hi)).all(-1)
         out = np.full(g * n, -np.inf)
         if ok.any():
-            theta = self.base[rows[ok]].copy()
-            theta[:, self.free_idx] = free[ok]
             with torch.no_grad():
-                pred = self.model.photometry(torch.as_tensor(theta, dtype=self.model.dtype,
-                                                             device=self.model.device),
-                                             self.filters, units=self.units).double().cpu().numpy()
-            f, s = self.flux[rows[ok]], self.err[rows[ok]]
-            use = np.isfinite(f) & np.isfinite(s)
-            r = np.where(use, (pred - np.where(use, f, 0.0)) / np.where(use, s, 1.0), 0.0)
-            out[ok] = lp[ok] - 0.5 * (r ** 2).sum(-1)
+                ll = self._log_likelihood_rows(torch.as_tensor(free[ok]), rows[ok])
+            out[ok] = lp[ok] + ll.double().cpu().numpy()
         return out.reshape(g, n)
+
+    def _log_likelihood_rows(self, free: Tensor, rows: np.ndarray) -> Tensor:
+        """Gaussian ln L (N,) of free parameters (N, D_free) of galaxies ``rows`` (N,), all inside
+        the model's box; differentiable in ``free`` unless under ``torch.no_grad``."""
+        dev, dt = self.model.device, self.model.dtype
+        base = torch.as_tensor(self.base[rows], dtype=dt, device=dev)
+        theta = base.index_copy(1, torch.as_tensor(self.free_idx, device=dev), free.to(dev, dt))
+        pred = self.model.photometry(theta, self.filters, units=self.units)
+        f, s = self.flux[rows], self.err[rows]
+        use = np.isfinite(f) & np.isfinite(s)
+        f = torch.as_tensor(np.where(use, f, 0.0), dtype=dt, device=dev)
+        inv = torch.as_tensor(np.where(use, 1.0 / np.where(use, s, 1.0), 0.0), dtype=dt, device=dev)
+        return -0.5 * (((pred - f) * inv) ** 2).sum(-1)
+
+    def torch_log_likelihood(self, x: Tensor) -> Tensor:
+        """Gaussian ln L (G, n) of free parameters ``x`` (G, n, D_free) as a differentiable tensor
+        (autograd flows through ``model.photometry``); -inf outside the model's box. The prior
+        (and ``joint``) are not included: :meth:`torch_log_prob` adds the box prior."""
+        g, n, d = x.shape
+        flat = x.reshape(g * n, d)
+        lo = torch.as_tensor(self.lo, dtype=x.dtype, device=x.device)
+        hi = torch.as_tensor(self.hi, dtype=x.dtype, device=x.device)
+        ok = (torch.isfinite(flat) & (flat >= lo) & (flat <= hi)).all(-1)
+        safe = torch.where(ok[:, None], flat, 0.5 * (lo + hi))     # finite rows everywhere
+        ll = self._log_likelihood_rows(safe, np.repeat(np.arange(g), n)).to(x.dtype)
+        return torch.where(ok, ll, -math.inf).reshape(g, n)
+
+    def torch_log_prob(self, x: Tensor) -> Tensor:
+        """The log posterior of :meth:`__call__` as a differentiable tensor, (G, n, D_free) -> (G, n);
+        needs ``joint`` None (the flux-limited histogram prior is piecewise constant, in numpy)."""
+        if self.joint is not None:
+            raise ParameterError("torch_log_prob supports joint=None only: the flux-limited prior is a "
+                                 "numpy histogram, not differentiable in torch")
+        return self.prior.log_prob(x) + self.torch_log_likelihood(x)
 
     def start(self, n_walkers: int, n_init: int = 4096, seed: int = 0) -> np.ndarray:
         """Over-dispersed starts (G, W, D): per galaxy the ``n_walkers`` best of ``n_init`` prior
