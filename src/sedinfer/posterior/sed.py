@@ -148,7 +148,7 @@ def train_sed_posterior(config: SEDConfig | None = None, checkpoint: str | os.Pa
                         ) -> SEDPosterior:
     """Simulate the training set of ``config`` (default ``SEDConfig()``), train the flow, build its
     support model (:func:`build_support` on ``support_simulations``
-    fresh simulations, default min(40000, max(1000, n_simulations / 25)); 0 skips it) and
+    fresh simulations, default min(200000, max(1000, n_simulations / 5)); 0 skips it) and
     return a ``SEDPosterior``."""
     from sedinfer import __version__
 
@@ -170,13 +170,13 @@ def train_sed_posterior(config: SEDConfig | None = None, checkpoint: str | os.Pa
                  progress=progress)
     sed = SEDPosterior(post)
     if support_simulations is None:
-        support_simulations = min(40_000, max(1000, config.n_simulations // 25))
+        support_simulations = min(200_000, max(1000, config.n_simulations // 5))
     if support_simulations:
         attach_support(sed, build_support(sed, n=support_simulations, progress=progress))
     return sed
 
 
-def build_support(posterior, n: int = 40_000, seed: int | None = None, n_components: int = 24,
+def build_support(posterior, n: int = 200_000, seed: int | None = None, n_components: int = 64,
                   quantile: float = 0.99, progress: bool = False) -> SupportModel:
     """A :class:`SupportModel` for a trained SED posterior from ``n`` fresh simulations of its own
     config (all bands observed; half fit the mixture, half set the thresholds). ``seed`` default:

@@ -144,7 +144,7 @@ def _brightness(x: torch.Tensor | np.ndarray, observed: np.ndarray) -> np.ndarra
         return np.where(observed, mags, 0.0).sum(1) / observed.sum(1)
 
 
-def fit_support(x_fit: torch.Tensor, x_cal: torch.Tensor, n_bands: int, spec: bool, n_components: int = 24,
+def fit_support(x_fit: torch.Tensor, x_cal: torch.Tensor, n_bands: int, spec: bool, n_components: int = 64,
                 quantile: float = 0.99, seed: int = 0) -> SupportModel:
     """Fit the mixture on contexts ``x_fit`` (N, C), all bands observed, and set the thresholds on
     ``x_cal`` (M, C) for every band pattern."""
