@@ -13,7 +13,7 @@ from astropy.table import Table
 
 from sedinfer import cli
 from sedinfer.catalog import read_catalog, write_catalog
-from sedinfer.errors import CatalogError
+from sedinfer.errors import CatalogError, SedinferError
 from sedinfer.posterior import runner
 from sedinfer.posterior.columns import column_map
 from sedinfer.posterior.sed import SDSS_BANDS, SEDConfig, train_sed_posterior
@@ -122,6 +122,20 @@ def test_chunked_csv_and_fits_equal_unchunked(tiny, cat, cmap, reference, tmp_pa
     assert not np.allclose(read_catalog(tmp_path / "c.fits")["log_mass_p50"], ref["log_mass_p50"])
 
 
+def test_worker_processes_equal_one_process(tiny, cmap, reference, tmp_path):
+    """Chunks spread over local worker processes (finishing in any order) give the serial answer."""
+    s = runner.run_posterior(reference[2] / "cat.parquet", tmp_path / "w.parquet", cmap, model=tiny[1],
+                             n_samples=N_SAMPLES, seed=SEED, chunk_rows=5, workers=2,
+                             save_samples=tmp_path / "w.h5", progress=False)
+    assert s.n_chunks == 5 and s.n_rows == N_ROWS
+    assert_same(reference[1], read_catalog(tmp_path / "w.parquet"))
+    with h5py.File(tmp_path / "w.h5") as a, h5py.File(reference[2] / "s.h5") as b:
+        np.testing.assert_allclose(a["samples"][:], b["samples"][:], rtol=2e-5, atol=1e-6)
+    with pytest.raises(SedinferError, match="workers must be a positive integer"):
+        runner.run_posterior(reference[2] / "cat.parquet", tmp_path / "x.parquet", cmap, model=tiny[1],
+                             n_samples=N_SAMPLES, workers=0, progress=False)
+
+
 def test_interrupted_run_resumes_without_recomputing(tiny, cat, cmap, reference, tmp_path, monkeypatch):
     write_catalog(cat, tmp_path / "cat.parquet")
     real, calls = runner.process_chunk, []
@@ -132,7 +146,7 @@ def test_interrupted_run_resumes_without_recomputing(tiny, cat, cmap, reference,
         calls.append(task.index)
         return real(task)
 
-    kwargs = dict(model=tiny[1], n_samples=N_SAMPLES, seed=SEED, chunk_rows=7, progress=False)
+    kwargs = dict(model=tiny[1], n_samples=N_SAMPLES, seed=SEED, chunk_rows=7, progress=False, workers=1)
     monkeypatch.setattr(runner, "process_chunk", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         runner.run_posterior(tmp_path / "cat.parquet", tmp_path / "o.parquet", cmap,

@@ -70,7 +70,7 @@ def test_posterior_run_reports_progress_and_uses_the_thread_count(tmp_path, monk
     monkeypatch.setattr(progress, "INTERVAL_S", 0.0)
     before = torch.get_num_threads()
     runner.run_posterior(tmp_path / "cat.parquet", tmp_path / "o.parquet", column_map(SDSS_BANDS, True),
-                         n_samples=8, chunk_rows=5, threads=1)
+                         n_samples=8, chunk_rows=5, threads=1, workers=1)
     assert seen == [1, 1, 1] and torch.get_num_threads() == before
     lines = capsys.readouterr().err.splitlines()
     assert [int(LINE.match(x).group(1)) for x in lines] == [5, 10, 12]

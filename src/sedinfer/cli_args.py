@@ -51,12 +51,13 @@ def check_output(path: str, overwrite: bool) -> None:
         raise CatalogError(f"output directory {parent!r} does not exist")
 
 
-def add_cluster_arguments(group, what: str = "run the chunks") -> None:
+def add_cluster_arguments(group, what: str = "run the chunks",
+                          workers_help: str = "workers of --scheduler local (default: number of CPUs)",
+                          ) -> None:
     """``--scheduler ADDRESS`` and ``--workers N`` (the Dask options every long command shares)."""
     group.add_argument("--scheduler", metavar="ADDRESS",
                        help=f"{what} on a Dask cluster at ADDRESS; 'local' starts a LocalCluster")
-    group.add_argument("--workers", type=positive_int, default=None,
-                       help="workers of --scheduler local (default: number of CPUs)")
+    group.add_argument("--workers", type=positive_int, default=None, help=workers_help)
 
 
 __all__ = ["positive_int", "non_negative_int", "filter_list", "check_output", "add_cluster_arguments"]

@@ -57,12 +57,14 @@ def add_posterior(p: argparse.ArgumentParser) -> None:
                         "by their unit; plain 'mag' needs ab or asinh. Without units or this option, flux "
                         "columns whose values look like magnitudes are refused")
     r = p.add_argument_group("execution")
-    r.add_argument("--chunk-rows", type=positive_int, default=2000, help="rows per chunk (default: 2000)")
-    add_cluster_arguments(r)
+    r.add_argument("--chunk-rows", type=positive_int, default=100,
+                   help="rows per chunk, the unit of work and of resuming (default: 100)")
+    add_cluster_arguments(r, workers_help="worker processes: without --scheduler, local processes that "
+                                          "each take the next chunk (default: the CPUs, at most 8; 1 runs "
+                                          "in this process); with --scheduler local, Dask workers")
     r.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
-                   help=f"torch threads per process (default: {DEFAULT_THREADS}; more threads help only on "
-                        "an idle machine and collapse when other processes share the cores; for many cores "
-                        "use --scheduler local --workers N)")
+                   help=f"torch threads per worker process (default: {DEFAULT_THREADS}; more threads help "
+                        "only on an idle machine and collapse when other processes share the cores)")
     r.add_argument("--restart", action="store_true",
                    help="discard the parts of an earlier interrupted run instead of resuming it")
     r.add_argument("--overwrite", action="store_true", help="replace existing output files")

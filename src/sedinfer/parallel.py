@@ -1,4 +1,9 @@
-"""Dask clusters for the commands that spread work over workers (``--scheduler``).
+"""Worker processes for the commands that spread work: local process pools and Dask clusters.
+
+:func:`process_map` runs tasks in this process and spawned local workers (``sedinfer posterior``
+without ``--scheduler``). Processes rather than torch threads: an OpenMP team waits at every kernel
+for its slowest thread, so two threads stall when another program holds one core, while two
+processes that each take the next chunk when they finish only lose the busy core's share.
 
 ``--scheduler ADDRESS`` connects to a running Dask scheduler; ``--scheduler local`` starts a
 :class:`distributed.LocalCluster` of single-threaded workers (``workers``, default: the number of
@@ -57,6 +62,50 @@ def restore_malloc_defaults() -> None:
         libc.mallopt(m_trim_threshold, 1 << 30)
     except (OSError, AttributeError):
         return
+def default_workers(cap: int = 8) -> int:
+    """Local worker processes by default: the CPUs this process may use, at most ``cap`` (each
+    holds its own copy of the model, ~1 GB for the SED posteriors)."""
+    from sedinfer.threads import available_cpus
+
+    return max(1, min(cap, available_cpus()))
+
+
+def process_map(function: Callable[[Any], Any], tasks: Iterable[Any], processes: int) -> Iterator[Any]:
+    """``function(task)`` for each task in ``processes`` processes: this one and ``processes - 1``
+    spawned workers, yielded as they finish (not in task order).
+
+    Workers are spawned, not forked: a child forked from a process whose OpenMP team (torch's
+    intra-op pool) has run hangs at its first parallel kernel. A spawned worker needs a few seconds
+    to import and load what ``function`` needs, so this process takes a task itself whenever every
+    worker already has two queued; no time is lost while they start, and a worker slowed by another
+    program on its core simply takes fewer tasks. ``function`` must be a module-level function."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    if processes <= 1:
+        yield from map(function, tasks)
+        return
+    window = 2 * (processes - 1)
+    pool = ProcessPoolExecutor(max_workers=processes - 1, mp_context=mp.get_context("spawn"))
+    pending: set = set()
+    try:
+        for task in tasks:
+            done = {f for f in pending if f.done()}
+            pending -= done
+            for future in done:
+                yield future.result()
+            if len(pending) < window:
+                pending.add(pool.submit(function, task))
+            else:
+                yield function(task)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:                              # on an error or an interrupt, do not wait for queued tasks
+        pool.shutdown(wait=not pending, cancel_futures=True)
+
+
 def dask_map(function: Callable[[Any], Any], tasks: Iterable[Any], scheduler: str,
              workers: int | None = None, processes: bool = True) -> Iterator[Any]:
     """``function(task)`` for each task on a Dask cluster (:func:`dask_client`), yielded as they
@@ -74,4 +123,4 @@ def dask_map(function: Callable[[Any], Any], tasks: Iterable[Any], scheduler: st
             yield future.result()
 
 
-__all__ = ["dask_client", "dask_map", "restore_malloc_defaults"]
+__all__ = ["dask_client", "dask_map", "default_workers", "process_map", "restore_malloc_defaults"]

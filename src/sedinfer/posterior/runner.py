@@ -17,9 +17,11 @@ maggies, µJy, nJy, AB or SDSS asinh magnitudes; :mod:`sedinfer.photometry_input
 chunk runs, the first :data:`~sedinfer.photometry_input.GUARD_ROWS` rows are checked so that
 magnitudes in flux columns without a unit are refused.
 
-Each chunk runs with ``threads`` torch threads (default one, :mod:`sedinfer.threads`: many
-threads collapse when other processes share the cores). Progress shows as a bar on a terminal
-and as a line every ~10 s otherwise (:mod:`sedinfer.progress`).
+Without a scheduler the chunks run in ``workers`` local processes (default: the CPUs, at most 8;
+:func:`sedinfer.parallel.process_map`), each with ``threads`` torch threads (default one,
+:mod:`sedinfer.threads`: many threads collapse when other processes share the cores, while each
+process takes the next chunk when it is free). Progress shows as a bar on a terminal and as a line
+every ~10 s otherwise (:mod:`sedinfer.progress`).
 """
 
 from __future__ import annotations
@@ -126,12 +128,18 @@ def process_chunk(task: ChunkTask):
     return task.index, table, (res.samples if task.keep_samples else None)
 
 
-def _dask_results(tasks: Iterable[ChunkTask], scheduler: str, workers: int | None,
-                  processes: bool) -> Iterator[tuple]:
-    """Results of ``tasks`` on a Dask cluster (``"local"`` starts one), at most 2 per worker queued."""
-    from sedinfer.parallel import dask_map
+def _results(tasks: Iterable[ChunkTask], scheduler: str | None, workers: int | None,
+             processes: bool) -> Iterator[tuple]:
+    """Results of ``tasks``, as they finish: on a Dask cluster (``"local"`` starts one), in local
+    worker processes, or here when one worker is asked for."""
+    from sedinfer.parallel import dask_map, default_workers, process_map
 
-    return dask_map(process_chunk, tasks, scheduler, workers, processes)
+    if scheduler:
+        return dask_map(process_chunk, tasks, scheduler, workers, processes)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise SedinferError(f"workers must be a positive integer, got {workers!r}")
+    return process_map(process_chunk, tasks, workers)
 
 
 # ------------------------------------------------------------------------------ parts + manifest
@@ -188,17 +196,18 @@ def _count_rows(path: Path) -> int | None:
 
 def run_posterior(catalog: str | os.PathLike, out: str | os.PathLike, columns: ColumnMap, *,
                   model: str | os.PathLike = "sdss-specz", n_samples: int = 1000, seed: int = 0,
-                  chunk_rows: int = 2000, save_samples: str | os.PathLike | None = None,
+                  chunk_rows: int = 100, save_samples: str | os.PathLike | None = None,
                   scheduler: str | None = None, workers: int | None = None, processes: bool = True,
                   restart: bool = False, overwrite: bool = False, progress: bool = True,
                   threads: int | None = None) -> RunSummary:
     """Posterior summaries for every row of ``catalog`` into ``out`` (see the module docstring).
 
     ``columns`` maps the catalog (see :func:`sedinfer.posterior.columns.column_map`); ``scheduler``
-    is a Dask scheduler address or ``"local"`` (a LocalCluster of ``workers`` single-threaded workers).
-    ``threads``: torch threads per chunk, in this process or on each worker (default
-    :data:`sedinfer.threads.DEFAULT_THREADS`). ``progress``: a bar on a terminal, else timed lines
-    on stderr.
+    is a Dask scheduler address or ``"local"`` (a LocalCluster of ``workers`` single-threaded workers);
+    without it ``workers`` local processes run the chunks (default
+    :func:`sedinfer.parallel.default_workers`; 1 runs them in this process). ``threads``: torch
+    threads per chunk (default :data:`sedinfer.threads.DEFAULT_THREADS`). ``progress``: a bar on a
+    terminal, else timed lines on stderr.
     """
     start_time = time.perf_counter()
     catalog, out = Path(catalog), Path(out)
@@ -240,8 +249,7 @@ def run_posterior(catalog: str | os.PathLike, out: str | os.PathLike, columns: C
             row += len(chunk)
 
     with progress_reporter(_count_rows(catalog), "posterior", enabled=progress) as bar:
-        results = (_dask_results(tasks(bar), scheduler, workers, processes) if scheduler
-                   else (process_chunk(t) for t in tasks(bar)))
+        results = _results(tasks(bar), scheduler, workers, processes)
         for index, table, samples in results:
             write_part(parts, index, table, samples)
             bar.update(len(table))

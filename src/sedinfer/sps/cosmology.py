@@ -30,19 +30,44 @@ def resolve_cosmology(cosmology=None):
     raise TypeError(f"cosmology must be an astropy Cosmology or a name, got {type(cosmology)}")
 
 
-#: tabulations already made in this process, by (repr of the cosmology, z_max, dz): astropy
-#: integrates d_L and the age point by point (~3.6 s for the default grid), and every SPSModel
-#: needs them. The repr of an astropy cosmology lists all its parameters.
+#: tabulations already made in this process, by (repr of the cosmology, z_max, dz); every
+#: SPSModel needs them. The repr of an astropy cosmology lists all its parameters.
 _TABLES: dict[tuple[str, float, float], tuple[np.ndarray, np.ndarray]] = {}
 _MAX_TABLES = 8
+_SUBSTEPS = 8          # integrand samples per grid step of the cumulative Simpson rule
+
+
+def _integrated(cosmology, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(d_L [Mpc], age [Gyr]) on the ascending grid ``z`` (from 0) of a flat cosmology.
+
+    astropy integrates every point separately when massive neutrinos make E(z) non-analytic
+    (~3.6 s for the default grid, at every start of a command). Here astropy's own E(z) is
+    integrated cumulatively on a grid ``_SUBSTEPS`` times finer (Simpson's rule), and the age
+    is anchored on astropy's age at the top of the grid: agreement ~1e-10 (tested).
+    """
+    from astropy import constants as const
+    from scipy.integrate import cumulative_simpson
+
+    fine = np.linspace(z[0], z[-1], (len(z) - 1) * _SUBSTEPS + 1)
+    inv_e = np.asarray(cosmology.inv_efunc(fine), dtype=np.float64)
+    hubble_mpc = (const.c / cosmology.H0).to("Mpc").value
+    hubble_gyr = (1 / cosmology.H0).to("Gyr").value
+    d_c = hubble_mpc * cumulative_simpson(inv_e, x=fine, initial=0.0)[::_SUBSTEPS]
+    back = cumulative_simpson((inv_e / (1 + fine))[::-1], x=-fine[::-1], initial=0.0)[::-1]
+    age = float(cosmology.age(z[-1]).value) + hubble_gyr * back[::_SUBSTEPS]
+    return (1 + z) * d_c, age
 
 
 def _tabulate(cosmology, z: np.ndarray, z_max: float, dz: float) -> tuple[np.ndarray, np.ndarray]:
     """(d_L [Mpc] floored at 10 pc, age [Gyr]) on the grid ``z``, cached per cosmology (copies)."""
     key = (repr(cosmology), z_max, dz)
     if key not in _TABLES:
-        dl = np.maximum(cosmology.luminosity_distance(z).value, TEN_PC_MPC)
-        age = np.asarray(cosmology.age(z).value, dtype=np.float64)
+        if cosmology.Ok0 == 0:
+            dl, age = _integrated(cosmology, z)
+        else:                             # curved: astropy's own point-by-point integrals
+            dl = cosmology.luminosity_distance(z).value
+            age = np.asarray(cosmology.age(z).value, dtype=np.float64)
+        dl = np.maximum(dl, TEN_PC_MPC)
         if len(_TABLES) >= _MAX_TABLES:
             _TABLES.pop(next(iter(_TABLES)))
         _TABLES[key] = (dl, age)

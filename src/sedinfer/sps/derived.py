@@ -38,7 +38,7 @@ def derived_quantities(model, theta) -> dict[str, torch.Tensor]:
     live = age_overlap_matrix(grid.age_yr, model.age_edges_yr) @ grid.live_frac.T   # (A, Z)
     zw = model.metallicity_weights(p64["log_z"], torch.as_tensor(np.log10(grid.metallicity_zsun)))
     live_t = torch.as_tensor(live, dtype=torch.float64, device=w.device)
-    out["log_mstar"] = torch.log10((w * (zw @ live_t.T)).sum(-1))
+    out["log_mstar"] = torch.log10(((w @ live_t) * zw).sum(-1))       # (N, Z) before mixing metallicities
     out["log_ssfr"] = torch.log10(out["sfr_100myr"]) - out["log_mstar"]
     centres = torch.as_tensor(model.age_centres_yr / YR_PER_GYR, dtype=torch.float64, device=w.device)
     lo = torch.as_tensor(model.age_edges_yr[:-1] / YR_PER_GYR, dtype=torch.float64, device=w.device)

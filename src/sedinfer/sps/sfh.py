@@ -107,6 +107,24 @@ def _interp_mixture(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor, beta: t
     return torch.einsum("nk,knt->nt", beta, vals)
 
 
+def _interp_mixture_runs(x: torch.Tensor, key: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor,
+                         beta: torch.Tensor) -> torch.Tensor:
+    """:func:`_interp_mixture` for rows of x that are equal within each run of equal ``key`` (N,).
+
+    Posterior draws of one galaxy come in a run with one redshift, so they share the lookback
+    grid: each run interpolates the curves once and mixes them with one (n, K) @ (K, T) product.
+    Falls back to the general kernel when runs are short (on average under 4 rows)."""
+    _, counts = torch.unique_consecutive(key, return_counts=True)
+    if 4 * counts.numel() > key.numel():
+        return _interp_mixture(x, xp, fp, beta)
+    starts = torch.cumsum(counts, 0) - counts
+    xr = x[starts].contiguous()                                               # (M, T)
+    i = torch.searchsorted(xp, xr).clamp(1, len(xp) - 1)
+    curves = torch.lerp(fp[:, i - 1], fp[:, i], (xr - xp[i - 1]) / (xp[i] - xp[i - 1]))   # (K, M, T)
+    parts = [b @ curves[:, m] for m, b in enumerate(torch.split(beta, counts.tolist()))]
+    return torch.cat(parts)
+
+
 def burst_weights(t_burst_gyr: torch.Tensor, centres_yr: np.ndarray) -> torch.Tensor:
     """Unit mass split between the two age bins whose centres bracket ``t_burst`` (linear in
     log age; all in the first bin below 1 Myr). (N,) -> (N, A)."""
@@ -164,7 +182,10 @@ class SFH:
             fp = torch.as_tensor(cum, dtype=torch.float64, device=t_gyr.device)
             kappa = torch.stack([p["kappa1"], p["kappa2"], p["kappa3"]], -1)
             beta = kappa_to_simplex(kappa.to(torch.float64))
-            return _interp_mixture(_clamp01(t_gyr / t_age), xp, fp, beta)
+            x = _clamp01(t_gyr / t_age)
+            if t_gyr.ndim == 2 and t_gyr.shape[0] > 1 and t_gyr.stride(0) == 0:   # one grid for every row
+                return _interp_mixture_runs(x, t_age_gyr, xp, fp, beta)
+            return _interp_mixture(x, xp, fp, beta)
         if self.base == "binned":
             frac = kappa_to_simplex(torch.stack([p[n] for n in self.param_names[:N_BINNED - 1]], -1)
                                     .to(torch.float64))
