@@ -23,8 +23,9 @@ from sedinfer.posterior.train import TrainConfig, train
 
 #: names whose modules pull in scipy.stats and matplotlib, imported on first use so that
 #: ``sedinfer posterior`` (and each worker process it spawns) starts without them
-_LAZY = {"calibration_report": "sedinfer.posterior.calibration", "pp_coverage": "sedinfer.posterior.validation",
-         "sbc_ranks": "sedinfer.posterior.validation", "tarp_coverage": "sedinfer.posterior.validation"}
+_LAZY = {"calibration_report": "sedinfer.posterior.calibration",
+         "pp_coverage": "sedinfer.posterior.validation", "sbc_ranks": "sedinfer.posterior.validation",
+         "tarp_coverage": "sedinfer.posterior.validation"}
 
 
 def __getattr__(name: str):
