@@ -1,29 +1,30 @@
 """``sedinfer posterior`` end to end per galaxy, alone and beside other work on the same cores.
 
-Usage:  python benchmarks/bench_posterior_cli.py [--galaxies 1000] [--samples 1000] [--threads default,1,all]
+Usage:  python benchmarks/bench_posterior_cli.py [--galaxies 1000] [--samples 1000]
+        [--settings "default,--workers 1,--workers 1 --threads 2"]
         [--scenarios idle,busy,bagpipes] [--repeats 1] [--bagpipes-live 400] [--skip-bagpipes]
         [--model sdss-specz] [--json FILE]
 
 A mock SDSS catalog of ``--galaxies`` galaxies (``simulate_catalog``, seed 123) is written to a
 temporary Parquet file and run through the command line in a fresh process — ``python -m sedinfer
-posterior CAT --out OUT --samples S --threads T`` — so each time includes start-up, imports, model
+posterior CAT --out OUT --samples S [options]`` — so each time includes start-up, imports, model
 loading, the draws, the derived quantities and the I/O. Scenarios:
 
 * ``idle``: nothing else running (on a shared machine this is not idle: say so with the numbers);
 * ``busy``: a second process spinning in pure Python, pinned to CPU 0 (one busy core);
 * ``bagpipes``: a second process running bagpipes fits one after another (``bench_fit_baselines``).
 
-``--threads``: values for ``--threads`` (``default``: the option left out, so the CLI's own default
-:data:`sedinfer.threads.DEFAULT_THREADS` is what is measured; ``all``: every CPU this process may use,
-i.e. torch's own default). Unless ``--skip-bagpipes``, one bagpipes fit of the same mock galaxy as
-``bench_fit_baselines.py`` is also timed alone in the same run, for the per-galaxy speed-up.
+``--settings``: comma-separated execution options of the command to compare (``default``: none,
+so the CLI's own defaults are measured: one worker process per CPU, one torch thread each).
+Unless ``--skip-bagpipes``, one bagpipes fit of the same mock galaxy as ``bench_fit_baselines.py``
+is also timed alone in the same run, for the per-galaxy speed-up.
 Prints one JSON line per run, a Markdown table (ms per galaxy, slowdown against ``idle``, bagpipes
 fit time over ms per galaxy) and the targets of issue 20 item 7 (idle ≤ 10 ms per galaxy with the
-default threads; busy / idle < 1.5× for every ``--threads`` value); ``--json`` also writes the
+default settings; busy / idle < 1.5× for every setting); ``--json`` also writes the
 records and the targets to a file. Nothing is written to the working directory.
 
 Issue 20 item 7 asks for: ``--galaxies 1000 --samples 1000 --scenarios idle,busy,bagpipes
---threads default,1,all --repeats 3`` on a 2-core machine with nothing else running.
+--repeats 3`` on a 2-core machine with nothing else running.
 """
 
 from __future__ import annotations
@@ -91,14 +92,13 @@ def stop_neighbour(proc: subprocess.Popen | None) -> list[dict]:
     return [json.loads(line) for line in (out or "").splitlines() if line.startswith("{")]
 
 
-def run_cli(catalog: Path, out: Path, samples: int, threads: int | None, model: str) -> dict:
-    """Wall seconds of one ``sedinfer posterior`` process, and the run time it reports itself
-    (``threads`` None: no ``--threads`` option, the CLI's default)."""
+def run_cli(catalog: Path, out: Path, samples: int, extra: list[str], model: str) -> dict:
+    """Wall seconds of one ``sedinfer posterior`` process with the options ``extra``, and the run
+    time it reports itself."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     cmd = [sys.executable, "-m", "sedinfer", "posterior", str(catalog), "--out", str(out), "--model", model,
            "--samples", str(samples), "--overwrite", "--no-progress"]
-    if threads is not None:
-        cmd += ["--threads", str(threads)]
+    cmd += extra
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -109,12 +109,10 @@ def run_cli(catalog: Path, out: Path, samples: int, threads: int | None, model: 
             "rows": int(m.group(1)) if m else None}
 
 
-def thread_value(text: str) -> int | None:
-    """One ``--threads`` value of the benchmark: None for ``default``, every CPU for ``all``."""
+def setting_args(text: str) -> list[str]:
+    """The command-line options of one setting (``default``: none)."""
     text = text.strip()
-    if text == "default":
-        return None
-    return cpus() if text == "all" else int(text)
+    return [] if text == "default" else text.split()
 
 
 TARGET_MS_PER_GALAXY = 10.0     # issue 20 item 7: end to end on 2 cores, 1000 draws + derived
@@ -122,21 +120,21 @@ TARGET_BUSY_SLOWDOWN = 1.5      # a second busy process on one core slows a run 
 
 
 def targets(best: dict, alone: dict | None) -> dict:
-    """Issue 20 item 7's targets from the best ms per galaxy of each (scenario, threads)."""
+    """Issue 20 item 7's targets from the best ms per galaxy of each (scenario, setting)."""
     out = {}
     idle = best.get(("idle", "default"))
     if idle is not None:
-        out["idle ms per galaxy, default threads"] = {"value": round(idle, 3),
+        out["idle ms per galaxy, default settings"] = {"value": round(idle, 3),
                                                      "target": f"<= {TARGET_MS_PER_GALAXY}",
                                                      "met": idle <= TARGET_MS_PER_GALAXY}
         if alone:
-            out["bagpipes fit / CLI ms per galaxy, default threads"] = {
+            out["bagpipes fit / CLI ms per galaxy, default settings"] = {
                 "value": round(alone["seconds"] / (idle / 1e3)), "target": "reported", "met": True}
-    for (scenario, threads), ms in best.items():
-        base = best.get(("idle", threads))
+    for (scenario, setting), ms in best.items():
+        base = best.get(("idle", setting))
         if scenario == "busy" and base:
             ratio = ms / base
-            out[f"busy / idle, --threads {threads}"] = {"value": round(ratio, 3),
+            out[f"busy / idle, {setting}"] = {"value": round(ratio, 3),
                                                         "target": f"< {TARGET_BUSY_SLOWDOWN}",
                                                         "met": ratio < TARGET_BUSY_SLOWDOWN}
     return out
@@ -146,8 +144,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--galaxies", type=int, default=1000)
     ap.add_argument("--samples", type=int, default=1000)
-    ap.add_argument("--threads", default="default,1,all",
-                    help="comma-separated --threads values; 'default' = option left out, 'all' = every CPU")
+    ap.add_argument("--settings", default="default,--workers 1,--workers 1 --threads 2",
+                    help="comma-separated execution options of `sedinfer posterior`; 'default' = none")
     ap.add_argument("--scenarios", default="idle,busy,bagpipes")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--model", default="sdss-specz")
@@ -156,7 +154,7 @@ def main() -> None:
                     help="no bagpipes fit alone (the bagpipes scenario still runs if asked for)")
     ap.add_argument("--json", type=Path, default=None, help="also write the records (JSON list) here")
     args = ap.parse_args()
-    thread_values = [thread_value(t) for t in args.threads.split(",") if t.strip()]
+    settings = [t.strip() for t in args.settings.split(",") if t.strip()]
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
 
     import torch
@@ -176,11 +174,10 @@ def main() -> None:
         for scenario in scenarios:
             neighbour = start_neighbour(scenario, args.bagpipes_live)
             try:
-                for threads in thread_values:
+                for setting in settings:
                     for rep in range(args.repeats):
-                        rec = {"scenario": scenario, "threads": threads if threads is not None else "default",
-                               "repeat": rep,
-                               **run_cli(catalog, out, args.samples, threads, args.model)}
+                        rec = {"scenario": scenario, "setting": setting, "repeat": rep,
+                               **run_cli(catalog, out, args.samples, setting_args(setting), args.model)}
                         rec["ms_per_galaxy"] = round(1e3 * rec["wall_s"] / args.galaxies, 3)
                         if rec["run_s"] is not None:   # start-up (imports, argument parsing) apart
                             rec["startup_s"] = round(rec["wall_s"] - rec["run_s"], 3)
@@ -204,7 +201,7 @@ def main() -> None:
         print(json.dumps({"bagpipes_alone": alone}), flush=True)
     best, best_run = {}, {}
     for r in records:
-        key = (r["scenario"], r["threads"])
+        key = (r["scenario"], r["setting"])
         best[key] = min(best.get(key, float("inf")), r["ms_per_galaxy"])
         if r.get("ms_per_galaxy_run") is not None:
             best_run[key] = min(best_run.get(key, float("inf")), r["ms_per_galaxy_run"])
@@ -215,16 +212,16 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(f"\n`sedinfer posterior`, {args.galaxies} galaxies x {args.samples} draws + derived, end to end "
           f"({header['cpus']} CPUs, load {header['load_1min']} at start; best of {args.repeats})\n")
-    print("| scenario | --threads | ms per galaxy | without start-up | slowdown vs idle |" +
+    print("| scenario | options | ms per galaxy | without start-up | slowdown vs idle |" +
           (" bagpipes fit / galaxy |" if alone else "") + "\n|---|---|---|---|---|" +
           ("---|" if alone else ""))
-    for (scenario, threads), ms in best.items():
-        idle = best.get(("idle", threads))
+    for (scenario, setting), ms in best.items():
+        idle = best.get(("idle", setting))
         slow = f"{ms / idle:.2f}x" if idle else "-"
         extra = f" {alone['seconds'] / (ms / 1e3):,.0f}x |" if alone else ""
-        run = best_run.get((scenario, threads))
+        run = best_run.get((scenario, setting))
         run_text = f"{run:.2f}" if run is not None else "-"
-        print(f"| {scenario} | {threads} | {ms:.2f} | {run_text} | {slow} |{extra}")
+        print(f"| {scenario} | {setting} | {ms:.2f} | {run_text} | {slow} |{extra}")
     print()
     for name, check in checks.items():
         print(f"- {name}: {check['value']} (target {check['target']}): "

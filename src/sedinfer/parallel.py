@@ -76,34 +76,51 @@ def process_map(function: Callable[[Any], Any], tasks: Iterable[Any], processes:
 
     Workers are spawned, not forked: a child forked from a process whose OpenMP team (torch's
     intra-op pool) has run hangs at its first parallel kernel. A spawned worker needs a few seconds
-    to import and load what ``function`` needs, so this process takes a task itself whenever every
-    worker already has two queued; no time is lost while they start, and a worker slowed by another
-    program on its core simply takes fewer tasks. ``function`` must be a module-level function."""
+    to import and load what ``function`` needs, so this process never waits for one: it works on
+    a task itself whenever every worker has two queued, and at the end it takes back the queued
+    tasks no worker has started. A single task runs here without starting any worker, and a
+    worker slowed by another program on its core simply finishes fewer tasks. ``function`` must
+    be a module-level function."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    if processes <= 1:
-        yield from map(function, tasks)
+    it = iter(tasks)
+    first = next(it, _END)
+    second = next(it, _END) if first is not _END else _END
+    if processes <= 1 or second is _END:
+        for task in (first, second):
+            if task is not _END:
+                yield function(task)
+        yield from map(function, it)
         return
     window = 2 * (processes - 1)
     pool = ProcessPoolExecutor(max_workers=processes - 1, mp_context=mp.get_context("spawn"))
-    pending: set = set()
+    queued: dict = {pool.submit(function, second): second}
     try:
-        for task in tasks:
-            done = {f for f in pending if f.done()}
-            pending -= done
-            for future in done:
-                yield future.result()
-            if len(pending) < window:
-                pending.add(pool.submit(function, task))
+        yield function(first)
+        for task in it:
+            yield from _collect(queued, [f for f in queued if f.done()])
+            if len(queued) < window:
+                queued[pool.submit(function, task)] = task
             else:
                 yield function(task)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+        while queued:
+            for future in [f for f in queued if f.cancel()]:     # not started by any worker: do it here
+                yield function(queued.pop(future))
+            if queued:
+                done, _ = wait(list(queued), return_when=FIRST_COMPLETED)
+                yield from _collect(queued, done)
     finally:                              # on an error or an interrupt, do not wait for queued tasks
-        pool.shutdown(wait=not pending, cancel_futures=True)
+        pool.shutdown(wait=not queued, cancel_futures=True)
+
+
+_END = object()
+
+
+def _collect(queued: dict, done) -> Iterator[Any]:
+    for future in done:
+        del queued[future]
+        yield future.result()
 
 
 def dask_map(function: Callable[[Any], Any], tasks: Iterable[Any], scheduler: str,
