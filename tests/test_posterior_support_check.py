@@ -37,3 +37,13 @@ def test_nearest_template_chi2_fits_the_amplitude_and_respects_redshift():
     near = chi2(flux[:1], err[:1], templates, np.array([z_t[7]]), z_t, dz=1e-6)
     far = chi2(flux[:1], err[:1], templates, np.array([z_t[7] + 0.5]), z_t, dz=1e-6)
     assert near[0] < 1e-9 and far[0] > 1.0
+
+
+def test_flag_rates_by_shift_significance():
+    rows = _script().by_significance(np.array([0.5, 2.0, 4.0, 7.0, 12.0, 50.0]),
+                                     np.array([False, True, True, False, True, True]))
+    assert [r["n"] for r in rows] == [2, 1, 1, 2]
+    assert [r["ood"] for r in rows] == [0.5, 1.0, 0.0, 1.0]
+    assert rows[-1]["sigma_high"] is None and rows[0]["sigma_low"] == 0.0
+    empty = _script().by_significance(np.array([1.0]), np.array([True]))
+    assert empty[1]["n"] == 0 and empty[1]["ood"] is None
