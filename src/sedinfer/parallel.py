@@ -62,6 +62,8 @@ def restore_malloc_defaults() -> None:
         libc.mallopt(m_trim_threshold, 1 << 30)
     except (OSError, AttributeError):
         return
+
+
 def default_workers(cap: int = 8) -> int:
     """Local worker processes by default: the CPUs this process may use, at most ``cap`` (each
     holds its own copy of the model, ~1 GB for the SED posteriors)."""

@@ -101,10 +101,13 @@ def _interp_mixture(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor, beta: t
     """Each galaxy's mixture Σ_k β_k f_k of curves fp (K, X) tabulated on sorted xp (X,), linearly
     interpolated at x (N, T), with weights β (N, K); returns (N, T). Interpolation is linear in the
     curves, so the K curves are interpolated first and mixed after (never an (N, X) array)."""
+    return torch.einsum("nk,knt->nt", beta, _interp_curves(x, xp, fp))
+
+
+def _interp_curves(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """The K curves fp (K, X) on sorted xp (X,), linearly interpolated at x (N, T): (K, N, T)."""
     i = torch.searchsorted(xp, x.contiguous()).clamp(1, len(xp) - 1)
-    x0, x1 = xp[i - 1], xp[i]
-    vals = torch.lerp(fp[:, i - 1], fp[:, i], (x - x0) / (x1 - x0))          # (K, N, T)
-    return torch.einsum("nk,knt->nt", beta, vals)
+    return torch.lerp(fp[:, i - 1], fp[:, i], (x - xp[i - 1]) / (xp[i] - xp[i - 1]))
 
 
 def _interp_mixture_runs(x: torch.Tensor, key: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor,
@@ -118,9 +121,7 @@ def _interp_mixture_runs(x: torch.Tensor, key: torch.Tensor, xp: torch.Tensor, f
     if 4 * counts.numel() > key.numel():
         return _interp_mixture(x, xp, fp, beta)
     starts = torch.cumsum(counts, 0) - counts
-    xr = x[starts].contiguous()                                               # (M, T)
-    i = torch.searchsorted(xp, xr).clamp(1, len(xp) - 1)
-    curves = torch.lerp(fp[:, i - 1], fp[:, i], (xr - xp[i - 1]) / (xp[i] - xp[i - 1]))   # (K, M, T)
+    curves = _interp_curves(x[starts], xp, fp)                                 # (K, M, T)
     parts = [b @ curves[:, m] for m, b in enumerate(torch.split(beta, counts.tolist()))]
     return torch.cat(parts)
 
